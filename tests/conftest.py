@@ -1,0 +1,44 @@
+"""Shared fixtures. One real local Ray per test session (ray.init costs ~5 s)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray with 2 CPUs, shared by every test that needs one."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def cli_env() -> dict[str, str]:
+    """Environment for running `python -m sweep.cli` in a subprocess."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    return env
+
+
+@pytest.fixture
+def wdsweep(cli_env):
+    """Run the CLI in a real subprocess: wdsweep("train", "--out", d) -> CompletedProcess."""
+    import subprocess
+
+    def run(*args: str, timeout: float = 600, **kw):
+        return subprocess.run([sys.executable, "-m", "sweep.cli", *map(str, args)],
+                              env=cli_env, capture_output=True, text=True, timeout=timeout, **kw)
+
+    return run

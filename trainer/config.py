@@ -1,0 +1,218 @@
+"""One training run's configuration: a frozen, validated dataclass.
+
+A config describes one *member*. Members whose configs differ only in
+:data:`PACKABLE` keys can be trained together in one process (see
+:mod:`trainer.model`); everything else must match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from trainer.units import Decay, resolve_decay
+
+
+class ConfigError(ValueError):
+    """Bad user input. ``str(err)`` is one line naming the key and what is allowed."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"{key}: {message}")
+
+
+# Keys that may differ between members of one pack.
+PACKABLE = ("weight_decay", "decay_per_step", "lambda_norm", "seed", "data_seed", "bn_eps", "lr")
+DECAY_KEYS = ("weight_decay", "decay_per_step", "lambda_norm")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "task": ("binary_add", "modular_add"),
+    "optimizer": ("adamw", "adam_l2", "sgdw"),
+    "decay_mode": ("all", "matrices"),
+    "device": ("auto", "cpu", "cuda"),
+}
+# Keys that change how a run is executed, not what it computes: left out of the hash.
+_EXECUTION_ONLY = ("device", "threads", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # task
+    task: str = "binary_add"
+    train_size: int = 5000  # B, training pairs
+    val_size: int = 500  # in-domain validation pairs
+    test_size: int = 500  # out-of-domain test pairs
+    train_digits: tuple[int, ...] = (2, 4)  # decimal digit counts of training operands
+    test_digits: tuple[int, ...] = (3,)
+    bits: int = 32  # bits per number, LSB first
+    noise: float = 0.0  # probability that a training label bit is replaced by a random bit
+    modulus: int = 97  # modular_add: p
+    train_frac: float = 0.5  # modular_add: fraction of the p^2 pairs used for training
+    # model
+    width: int = 256
+    depth: int = 2  # residual blocks
+    batch_norm: bool = True
+    bn_eps: float = 1e-5  # PyTorch default; the seed preset uses 1e-2 (the blog's fix)
+    # optimizer
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.98
+    adam_eps: float = 1e-3
+    momentum: float = 0.9  # sgdw only
+    weight_decay: float | None = None  # PyTorch units (see trainer.units)
+    decay_per_step: float | None = None  # = lr * weight_decay
+    lambda_norm: float | None = None  # decay_per_step / sqrt(b / (B * T))
+    decay_mode: str = "all"  # all parameters (the seed) or weight matrices only
+    # schedule
+    batch_size: int = 64  # b
+    epochs: int | None = None  # T; steps per epoch = floor(B / b), last partial batch dropped
+    steps: int | None = None  # alternative to epochs
+    shuffle: bool = False  # the seed keeps one fixed random order
+    eval_every: int | None = None  # steps; default once per epoch
+    checkpoint_every: int = 2000  # steps
+    seed: int = 0  # initialization (and data unless data_seed is set)
+    data_seed: int | None = None
+    # execution
+    device: str = "auto"
+    threads: int | None = None  # torch threads; default: the CPUs this process may use
+
+    def __post_init__(self) -> None:
+        if self.epochs is None and self.steps is None:
+            object.__setattr__(self, "epochs", 100)  # frozen: the one default-filling write
+        _validate(self)
+
+    # -- derived quantities -------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.train_size // self.batch_size
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch  # type: ignore[operator]
+
+    @property
+    def epochs_T(self) -> float:
+        """T, epochs of data seen (fractional when the run is given in steps)."""
+        return self.total_steps / self.steps_per_epoch
+
+    @property
+    def eval_interval(self) -> int:
+        return self.eval_every or self.steps_per_epoch
+
+    @property
+    def effective_data_seed(self) -> int:
+        return self.seed if self.data_seed is None else self.data_seed
+
+    @property
+    def decay(self) -> Decay:
+        given = {k: getattr(self, k) for k in DECAY_KEYS if getattr(self, k) is not None}
+        if not given:
+            given = {"weight_decay": 0.0}
+        return resolve_decay(
+            lr=self.lr,
+            batch_size=self.batch_size,
+            train_size=self.train_size,
+            epochs=self.epochs_T,
+            **given,
+        )
+
+    # -- identity -------------------------------------------------------------
+    def resolved(self) -> dict[str, Any]:
+        """All fields plus every derived unit, as recorded with results."""
+        d = dataclasses.asdict(self)
+        d.update(dataclasses.asdict(self.decay))
+        d.update(
+            total_steps=self.total_steps,
+            epochs_T=self.epochs_T,
+            steps_per_epoch=self.steps_per_epoch,
+            data_seed=self.effective_data_seed,
+            eval_every=self.eval_interval,
+        )
+        return d
+
+    def canonical(self) -> dict[str, Any]:
+        """What determines the result: decay as PyTorch wd, length as steps."""
+        d = self.resolved()
+        for k in (*_EXECUTION_ONLY, "decay_per_step", "lambda_norm", "epochs", "steps", "epochs_T"):
+            d.pop(k)
+        return {k: _canon(v) for k, v in sorted(d.items())}
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.canonical(), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """Like dataclasses.replace, but setting one decay unit clears the others."""
+        if any(k in changes for k in DECAY_KEYS):
+            changes = {**{k: None for k in DECAY_KEYS}, **changes}
+        if "epochs" in changes and "steps" not in changes:
+            changes["steps"] = None
+        if "steps" in changes and "epochs" not in changes:
+            changes["epochs"] = None
+        return dataclasses.replace(self, **changes)
+
+
+def _canon(v: Any) -> Any:
+    if isinstance(v, float):
+        return float(f"{v:.12g}")
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _validate(c: TrainConfig) -> None:
+    for key, allowed in CHOICES.items():
+        if getattr(c, key) not in allowed:
+            raise ConfigError(key, f"got {getattr(c, key)!r}; allowed: {', '.join(allowed)}")
+    positive_ints = ("train_size", "val_size", "test_size", "bits", "width", "batch_size",
+                     "checkpoint_every", "modulus")
+    for key in positive_ints:
+        if getattr(c, key) < 1:
+            raise ConfigError(key, f"got {getattr(c, key)}; must be an integer >= 1")
+    if c.depth < 0:
+        raise ConfigError("depth", f"got {c.depth}; must be an integer >= 0")
+    for key in ("lr", "bn_eps", "adam_eps"):
+        v = getattr(c, key)
+        if not (math.isfinite(v) and v > 0):
+            raise ConfigError(key, f"got {v}; must be a finite number > 0")
+    for key in ("beta1", "beta2", "momentum"):
+        v = getattr(c, key)
+        if not (math.isfinite(v) and 0 <= v < 1):
+            raise ConfigError(key, f"got {v}; must be in [0, 1)")
+    if not (0 <= c.noise <= 1):
+        raise ConfigError("noise", f"got {c.noise}; must be in [0, 1]")
+    if not (0 < c.train_frac < 1):
+        raise ConfigError("train_frac", f"got {c.train_frac}; must be in (0, 1)")
+    given = [k for k in DECAY_KEYS if getattr(c, k) is not None]
+    if len(given) > 1:
+        raise ConfigError(given[1], f"give only one decay unit, got {' and '.join(given)}; "
+                          f"allowed: one of {', '.join(DECAY_KEYS)}")
+    for k in given:
+        v = getattr(c, k)
+        if not (math.isfinite(v) and v >= 0):
+            raise ConfigError(k, f"got {v}; must be a finite number >= 0")
+    if c.batch_size > c.train_size:
+        raise ConfigError("batch_size", f"got {c.batch_size} > train_size {c.train_size}; "
+                          "must be <= train_size")
+    if (c.epochs is None) == (c.steps is None):
+        raise ConfigError("steps", "give exactly one of epochs or steps")
+    length_key = "epochs" if c.epochs is not None else "steps"
+    if getattr(c, length_key) < 1:
+        raise ConfigError(length_key, f"got {getattr(c, length_key)}; must be an integer >= 1")
+    if c.eval_every is not None and c.eval_every < 1:
+        raise ConfigError("eval_every", f"got {c.eval_every}; must be an integer >= 1")
+    if c.threads is not None and c.threads < 1:
+        raise ConfigError("threads", f"got {c.threads}; must be an integer >= 1")
+    for key in ("train_digits", "test_digits"):
+        ds = getattr(c, key)
+        if not ds or any(not 1 <= d <= 9 for d in ds):
+            raise ConfigError(key, f"got {ds}; must be digit counts in 1..9")
+        if 2 * 10 ** max(ds) >= 2 ** c.bits:
+            raise ConfigError("bits", f"got {c.bits}; too few for sums of {max(ds)}-digit numbers")

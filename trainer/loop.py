@@ -1,0 +1,187 @@
+"""The training loop: K packed members, exact resume from checkpoints."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer import checkpoint, tasks
+from trainer.config import PACKABLE, ConfigError, TrainConfig
+from trainer.model import PackedResMLP, reference_model
+from trainer.optim import PackedOptimizer
+
+Rows = list[dict[str, Any]]
+
+
+def available_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "cuda requested but torch sees no GPU; allowed: auto, cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def check_pack(members: Sequence[TrainConfig]) -> None:
+    """Members of one pack may differ only in packable keys."""
+    if not members:
+        raise ConfigError("members", "need at least one member")
+    base = members[0].canonical()
+    for m in members[1:]:
+        for k, v in m.canonical().items():
+            if k not in PACKABLE and k != "weight_decay" and v != base[k]:
+                raise ConfigError(k, f"members of one pack differ in {k}; only these may "
+                                     f"differ: {', '.join(PACKABLE)}")
+
+
+@dataclass
+class Batches:
+    """Per-member data, already on the device: x (N, K, n_in), y (N, K, n_out)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def load_data(members: Sequence[TrainConfig], device: torch.device) -> dict[str, Batches]:
+    cfg, task = members[0], tasks.get(members[0].task)
+    cache: dict[int, tasks.TaskData] = {}
+    for m in members:  # members sharing a data seed share one generated dataset
+        cache.setdefault(m.effective_data_seed, task.make(cfg, m.effective_data_seed))
+    per = [cache[m.effective_data_seed] for m in members]
+    return {name: Batches(torch.stack([getattr(d, name).x for d in per], 1).to(device),
+                          torch.stack([getattr(d, name).y for d in per], 1).to(device))
+            for name in ("train", "val", "test")}
+
+
+def scores(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per member: MSE loss, exact-match accuracy, bit accuracy; each (K,).
+    `out` and `y` are (N, K, n_out)."""
+    hit = (out > 0.5) == (y > 0.5)
+    return (((out - y) ** 2).mean(dim=(0, 2)), hit.all(-1).float().mean(0),
+            hit.float().mean(dim=(0, 2)))
+
+
+def train(members: Sequence[TrainConfig], out: Path | None = None, *,
+          on_eval: Callable[[Rows], None] | None = None,
+          on_checkpoint: Callable[[Path, int], None] | None = None,
+          log: Callable[[str], None] = print) -> Rows:
+    """Train the members together; return their metric history (one row per
+    member per evaluation). With `out`, checkpoints go to out/checkpoints and a
+    rerun continues from the newest good one, ending bit-identical."""
+    check_pack(members)
+    cfg = members[0]
+    torch.set_num_threads(cfg.threads or available_cpus())
+    torch.set_flush_denormal(True)  # decayed weights and Adam's v underflow: denormals are slow
+    dev = pick_device(cfg.device)
+    K, S, b, spe = len(members), cfg.total_steps, cfg.batch_size, cfg.steps_per_epoch
+    data = load_data(members, dev)
+    n_in, n_out = data["train"].x.shape[-1], data["train"].y.shape[-1]
+    model = PackedResMLP([reference_model(n_in, n_out, cfg.width, cfg.depth, cfg.batch_norm,
+                                          m.bn_eps, m.seed) for m in members],
+                         [m.bn_eps for m in members], dev)
+    decays = [m.decay for m in members]
+    opt = PackedOptimizer(cfg.optimizer, model, lr=[m.lr for m in members],
+                          wd=[d.weight_decay for d in decays],
+                          matrices_only=cfg.decay_mode == "matrices", beta1=cfg.beta1,
+                          beta2=cfg.beta2, eps=cfg.adam_eps, momentum=cfg.momentum)
+    ident = [dict(member=k, config_hash=m.config_hash(), seed=m.seed, lr=m.lr,
+                  weight_decay=d.weight_decay, decay_per_step=d.decay_per_step,
+                  lambda_norm=d.lambda_norm, bn_eps=m.bn_eps, batch_size=b,
+                  train_size=m.train_size) for k, (m, d) in enumerate(zip(members, decays))]
+
+    # Training-mode loss/accuracy summed since the last evaluation: (2, K) and a count.
+    step, history, wall, acc_sum, acc_n = 0, [], 0.0, torch.zeros(2, K, device=dev), 0
+    ckpt_dir = out / "checkpoints" if out is not None else None
+    if ckpt_dir is not None and (st := checkpoint.load_latest(ckpt_dir, log)) is not None:
+        model.load_state(st["model"])
+        opt.load_state(st["opt"])
+        step, history, wall = st["step"], st["history"], st["wall"]
+        acc_sum, acc_n = st["acc_sum"].to(dev), st["acc_n"]
+        torch.set_rng_state(st["rng"])
+        log(f"resumed at step {step}/{S}")
+
+    x, y = data["train"].x, data["train"].y
+    kidx = torch.arange(K, device=dev)
+    t0, step0 = time.perf_counter(), step
+    while step < S:
+        i = step % spe
+        if cfg.shuffle:  # a fresh order per epoch, a pure function of (data seed, epoch)
+            if i == 0 or step == step0:
+                perm = torch.stack([_epoch_perm(m.effective_data_seed, step // spe,
+                                                x.shape[0]) for m in members]).to(dev)
+            idx = perm[:, i * b : (i + 1) * b].T  # (b, K)
+            xb, yb = x[idx, kidx], y[idx, kidx]
+        else:  # the seed's loader: one fixed order, last partial batch dropped
+            xb, yb = x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]
+        pred = model(xb)
+        loss = ((pred - yb) ** 2).mean(dim=(0, 2))  # (K,): members are independent
+        model.zero_grad()
+        loss.sum().backward()
+        opt.step()
+        with torch.no_grad():
+            acc_sum += torch.stack([loss.detach(), ((pred > 0.5) == (yb > 0.5)).all(-1)
+                                    .float().mean(0)])
+        acc_n += 1
+        step += 1
+
+        if step % cfg.eval_interval == 0 or step == S:
+            now = time.perf_counter()
+            wall, t0 = wall + (now - t0), now
+            rows = _evaluate(model, data, ident, step, spe, acc_sum / acc_n, wall)
+            acc_sum.zero_()
+            acc_n = 0
+            history.extend(rows)
+            if on_eval is not None:
+                on_eval(rows)
+            log(_progress(rows, S, 1e3 * wall / max(step, 1)))
+            t0 = time.perf_counter()  # evaluation time is not training time
+        if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == S):
+            st = dict(format=1, step=step, model=model.state(), opt=opt.state(),
+                      history=history, wall=wall, acc_sum=acc_sum.cpu(), acc_n=acc_n,
+                      rng=torch.get_rng_state())
+            path = checkpoint.save(ckpt_dir, step, st)
+            if on_checkpoint is not None:
+                on_checkpoint(path, step)
+    return history
+
+
+def _epoch_perm(seed: int, epoch: int, n: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+@torch.no_grad()
+def _evaluate(model: PackedResMLP, data: dict[str, Batches], ident: Rows, step: int, spe: int,
+              train_scores: torch.Tensor, wall: float) -> Rows:
+    model.training = False
+    te_loss, te_acc, te_bit = scores(model(data["test"].x), data["test"].y)
+    va_loss, va_acc, _ = scores(model(data["val"].x), data["val"].y)
+    model.training = True
+    wn, wn2 = model.weight_norms()
+    cols = dict(train_loss=train_scores[0], train_acc=train_scores[1], test_loss=te_loss,
+                test_acc=te_acc, val_loss=va_loss, val_acc=va_acc, bit_acc=te_bit,
+                weight_norm=wn, weight_norm_sq=wn2)
+    host = {k: v.double().cpu().tolist() for k, v in cols.items()}  # one device sync
+    return [dict(ident[k], step=step, epoch=step / spe, **{c: host[c][k] for c in host},
+                 wall_time=wall) for k in range(len(ident))]
+
+
+def _progress(rows: Rows, total: int, ms_per_step: float) -> str:
+    r = rows[0]
+    head = f"step {r['step']:>7}/{total} ep {r['epoch']:8.2f}"
+    if len(rows) == 1:
+        body = (f"train loss {r['train_loss']:.4f} acc {r['train_acc']:.3f} | test loss "
+                f"{r['test_loss']:.4f} acc {r['test_acc']:.3f} | |w| {r['weight_norm']:.1f}")
+    else:
+        tr = [f"{x['train_acc']:.2f}" for x in rows]
+        te = [f"{x['test_acc']:.2f}" for x in rows]
+        body = f"train acc [{' '.join(tr)}] test acc [{' '.join(te)}]"
+    return f"{head} | {body} | {ms_per_step:.2f} ms/step"

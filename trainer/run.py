@@ -1,0 +1,102 @@
+"""A training run in a directory: config.json, metrics.csv, checkpoints/.
+
+Running the same members into the same directory again resumes from the newest
+checkpoint, or does nothing when the run already finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer.checkpoint import atomic_write_bytes
+from trainer.config import ConfigError, TrainConfig
+from trainer.loop import Rows, check_pack, train
+
+METRIC_COLUMNS = (
+    "member", "config_hash", "seed", "lr", "weight_decay", "decay_per_step", "lambda_norm",
+    "bn_eps", "batch_size", "train_size", "step", "epoch", "train_loss", "train_acc",
+    "test_loss", "test_acc", "val_loss", "val_acc", "bit_acc", "weight_norm", "weight_norm_sq",
+    "wall_time",
+)
+
+
+def provenance() -> dict[str, Any]:
+    """Library versions and the code's git commit, recorded with every run."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return dict(python=platform.python_version(), torch=torch.__version__,
+                numpy=np.__version__, git_commit=commit or "unknown")
+
+
+def describe(members: Sequence[TrainConfig], status: str) -> dict[str, Any]:
+    return dict(status=status, members=[m.resolved() for m in members],
+                config_hashes=[m.config_hash() for m in members], versions=provenance())
+
+
+def metrics_csv(rows: Rows) -> bytes:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: repr(v) if isinstance(v, float) else v for k, v in r.items()})
+    return buf.getvalue().encode()
+
+
+def check_out_dir(members: Sequence[TrainConfig], out: Path) -> str:
+    """'new', 'resume' or 'done'; ConfigError when `out` holds another run."""
+    check_pack(members)
+    cfg_path = out / "config.json"
+    if not cfg_path.exists():
+        if out.exists() and any(out.iterdir()):
+            raise ConfigError("--out", f"{out} exists and is not a wdsweep run directory; "
+                              "choose a new or empty directory")
+        return "new"
+    try:
+        have = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError("--out", f"{cfg_path} is unreadable ({e})") from None
+    if have.get("config_hashes") != [m.config_hash() for m in members]:
+        raise ConfigError("--out", f"{out} holds a different run; choose another directory")
+    return "done" if have.get("status") == "done" else "resume"
+
+
+def run(members: Sequence[TrainConfig], out: Path, *, log: Callable[[str], None] = print,
+        on_eval: Callable[[Rows], None] | None = None,
+        on_checkpoint: Callable[[Path, int], None] | None = None) -> Path:
+    """Train into `out` (new, resumed, or already done). Returns out/metrics.csv."""
+    state = check_out_dir(members, out)
+    if state == "done":
+        log(f"{out} is already finished; nothing to do")
+        return out / "metrics.csv"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "config.json", json.dumps(describe(members, "running"),
+                                                        indent=2).encode())
+
+    def _checkpointed(path: Path, step: int) -> None:
+        # metrics.csv follows the checkpoint, so it never holds rows a resume would redo.
+        atomic_write_bytes(out / "metrics.csv", metrics_csv(history_of(path)))
+        if on_checkpoint is not None:
+            on_checkpoint(path, step)
+
+    rows = train(members, out, on_eval=on_eval, on_checkpoint=_checkpointed, log=log)
+    atomic_write_bytes(out / "metrics.csv", metrics_csv(rows))
+    atomic_write_bytes(out / "config.json", json.dumps(describe(members, "done"),
+                                                        indent=2).encode())
+    return out / "metrics.csv"
+
+
+def history_of(ckpt_path: Path) -> Rows:
+    return torch.load(ckpt_path, map_location="cpu", weights_only=True)["history"]
