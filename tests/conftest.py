@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,15 +13,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """A real local Ray with 2 CPUs, shared by every test that needs one."""
+def fault_dir(tmp_path_factory) -> Path:
+    """Files named after a member's config hash make its trial raise (sweep._trainable)."""
+    return tmp_path_factory.mktemp("faults")
+
+
+@pytest.fixture(scope="session")
+def ray_local(fault_dir):
+    """A real local Ray with 2 CPUs, shared by every test that needs one. Its GCS
+    address lets CLI subprocesses join it as drivers (`--address`)."""
     import ray
 
+    from sweep._driver import quiet
+
+    quiet()
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT),
+                                           "WDSWEEP_FAULT_DIR": str(fault_dir)}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def ray_address(ray_local) -> str:
+    return ray_local.get_runtime_context().gcs_address
 
 
 @pytest.fixture
@@ -35,7 +52,6 @@ def cli_env() -> dict[str, str]:
 @pytest.fixture
 def wdsweep(cli_env):
     """Run the CLI in a real subprocess: wdsweep("train", "--out", d) -> CompletedProcess."""
-    import subprocess
 
     def run(*args: str, timeout: float = 600, **kw):
         return subprocess.run([sys.executable, "-m", "sweep.cli", *map(str, args)],

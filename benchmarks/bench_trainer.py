@@ -1,0 +1,119 @@
+"""Trainer speed: ms per step and achieved GFLOP/s of the seed model, side by side.
+
+Compares, in one process and on the same data: a plain PyTorch model with
+torch.optim.AdamW (the way the seed's code trains) against wdsweep's packed
+trainer at K = 1, 4 and 8 members, on 1 and 2 threads. GFLOP/s counts the
+matmul work (forward + two backward matmuls per linear layer) and is set
+against an fp32 matmul peak measured in the same process and thread count.
+
+    python benchmarks/bench_trainer.py [--steps 300] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+
+from trainer import build, preset
+from trainer.loop import load_data
+from trainer.model import PackedResMLP, reference_model
+from trainer.optim import PackedOptimizer
+
+
+def matmul_flops_per_step(n: int, width: int = 256, depth: int = 2, n_in=64, n_out=32) -> int:
+    macs = n_in * width + depth * 2 * width * width + width * n_out
+    return 3 * 2 * n * macs  # forward, grad wrt input, grad wrt weight
+
+
+def peak_gflops(threads: int, size: int = 1024, reps: int = 20) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    for _ in range(3):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * size**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def time_steps(step, steps: int) -> float:
+    for i in range(20):
+        step(i)
+    t = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    return (time.perf_counter() - t) / steps * 1e3
+
+
+def plain(cfg, data, steps):
+    x, y = data["train"].x[:, 0], data["train"].y[:, 0]
+    m = reference_model(64, 32, 256, 2, True, cfg.bn_eps, 0)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-3,
+                            weight_decay=0.1)
+    b, spe = cfg.batch_size, cfg.steps_per_epoch
+
+    def step(i):
+        j = i % spe
+        loss = ((m(x[j * b:(j + 1) * b]) - y[j * b:(j + 1) * b]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time_steps(step, steps)
+
+
+def packed(cfg, K, steps):
+    cfgs = [cfg.replace(seed=s) for s in range(K)]
+    data = load_data(cfgs, torch.device("cpu"))
+    x, y = data["train"].x, data["train"].y
+    model = PackedResMLP([reference_model(64, 32, 256, 2, True, c.bn_eps, c.seed)
+                          for c in cfgs], [c.bn_eps for c in cfgs], torch.device("cpu"))
+    opt = PackedOptimizer("adamw", model, lr=[1e-3] * K, wd=[0.1] * K, matrices_only=False,
+                          beta1=0.9, beta2=0.98, eps=1e-3, momentum=0.0)
+    b, spe = cfg.batch_size, cfg.steps_per_epoch
+
+    def step(i):
+        j = i % spe
+        loss = ((model(x[j * b:(j + 1) * b]) - y[j * b:(j + 1) * b]) ** 2).mean(dim=(0, 2))
+        model.zero_grad()
+        loss.sum().backward()
+        opt.step()
+    return time_steps(step, steps)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    torch.set_flush_denormal(True)
+    cfg = build(preset("seed"), {"steps": 1000})
+    data = load_data([cfg], torch.device("cpu"))
+    flops = matmul_flops_per_step(cfg.batch_size)
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.backends.cpu.get_cpu_capability()}; seed model, batch 64; "
+          f"median of {args.repeats} x {args.steps} steps")
+    print(f"{'threads':>7} {'variant':>14} {'ms/step':>8} {'ms/member':>9} {'GFLOP/s':>8} "
+          f"{'% peak':>6} {'vs plain':>8}")
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        peak = statistics.median(peak_gflops(threads) for _ in range(3))
+        rows = [("plain torch", 1, lambda: plain(cfg, data, args.steps))]
+        rows += [(f"wdsweep K={k}", k, lambda k=k: packed(cfg, k, args.steps)) for k in (1, 4, 8)]
+        base = None
+        for name, k, fn in rows:
+            torch.set_num_threads(threads)
+            ms = statistics.median(fn() for _ in range(args.repeats))
+            per = ms / k
+            base = base or per
+            gf = flops * k / (ms / 1e3) / 1e9
+            print(f"{threads:>7} {name:>14} {ms:8.2f} {per:9.2f} {gf:8.1f} {100 * gf / peak:5.0f}%"
+                  f" {base / per:7.2f}x")
+        print(f"{threads:>7} {'fp32 peak':>14} {'':>8} {'':>9} {peak:8.1f}  (1024^3 matmul)")
+
+
+if __name__ == "__main__":
+    main()

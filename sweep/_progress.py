@@ -1,0 +1,89 @@
+"""A live progress view (instead of Ray's tables) that also keeps STUDY/status.json."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from sweep.study import STATUS, write_json
+
+_STATE = {"PENDING": "pending", "RUNNING": "running", "TERMINATED": "completed",
+          "ERROR": "errored", "PAUSED": "pending"}
+
+
+def _members(trial: Any) -> int:
+    return len(trial.config["trial"]["members"])
+
+
+class Progress(Callback):
+    # Tune pickles its callbacks with the experiment: hold no open streams here.
+    def __init__(self, study: Path, experiment: str, member_steps: int, every_s: float = 5.0):
+        self.study, self.experiment, self.every_s = study, experiment, every_s
+        self.member_steps = member_steps  # the whole experiment's work
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.steps: dict[str, int] = {}  # trial id -> member-steps done (this driver)
+
+    # Tune hooks ------------------------------------------------------------------
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.steps[trial.trial_id] = int(result.get("step", 0)) * _members(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        sys.stdout.write(f"trial {trial.trial_id} errored: see {trial.path}/error.txt\n")
+        self._emit(trials, force=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._emit(trials, force=True)
+
+    def on_step_end(self, iteration, trials, **info):
+        self._emit(trials)
+
+    def on_experiment_end(self, trials, **info):
+        self._emit(trials, force=True)
+
+    # view ----------------------------------------------------------------------------
+    def counts(self, trials) -> dict[str, Any]:
+        c = {k: 0 for k in ("completed", "running", "pending", "errored")}
+        m = dict(c)
+        for t in trials:
+            s = _STATE.get(t.status, "pending")
+            c[s] += 1
+            m[s] += _members(t)
+        return {"trials": c, "members": m}
+
+    def _emit(self, trials, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.every_s:
+            return
+        self.last = now
+        counts = self.counts(trials)
+        done, elapsed = sum(self.steps.values()), now - self.t0
+        # Rate since this driver started; a resumed run's restored steps count as done.
+        eta = f" | ETA {_fmt(elapsed * (self.member_steps - done) / done)}" if done else ""
+        c = counts["trials"]
+        sys.stdout.write(
+            f"[{_fmt(elapsed)}] trials: {c['completed']} done, {c['running']} running, "
+            f"{c['pending']} pending, {c['errored']} errored | members "
+            f"{counts['members']['completed']}/{sum(counts['members'].values())}{eta}\n")
+        sys.stdout.flush()
+        write_json(self.study / STATUS, {"experiment": self.experiment, "updated": time.time(),
+                                         **counts,
+                                         "per_trial": [_row(t) for t in trials]})
+
+
+def _row(t: Any) -> dict[str, Any]:
+    r = t.last_result or {}
+    return {"trial_id": t.trial_id, "key": t.config["trial"]["key"],
+            "status": _STATE.get(t.status, "pending"), "members": _members(t),
+            "step": r.get("step", 0), "total_steps": r.get("total_steps"),
+            "test_acc_mean": r.get("test_acc_mean"), "node": r.get("node")}
+
+
+def _fmt(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else \
+        f"{s // 60}:{s % 60:02d}"

@@ -1,0 +1,84 @@
+"""The Ray Tune function trainable: one trial = one pack of members.
+
+The trainer writes to a local scratch directory; every trainer checkpoint is
+handed to Tune together with metrics.csv and config.json, so the trial's latest
+Tune checkpoint always holds its full metric history. On restore (after a crash,
+a lost node, or `wdsweep resume`) the scratch directory is rebuilt from that
+checkpoint and the trainer continues from it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+import trainer
+from sweep.plan import member_from_dict
+
+FAULT_DIR_ENV = "WDSWEEP_FAULT_DIR"  # fault injection for tests: see _maybe_fail
+
+
+def train_trial(config: dict[str, Any]) -> None:
+    trial = config["trial"]
+    members = [member_from_dict(d) for d in trial["members"]]
+    scratch = Path(tempfile.mkdtemp(prefix=f"wdsweep-{trial['key']}-"))
+    try:
+        run_dir = scratch / "run"
+        ckpt = tune.get_checkpoint()
+        if ckpt is not None:
+            with ckpt.as_directory() as d:
+                shutil.copytree(d, run_dir)
+        _run(members, run_dir, trial["key"])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
+    import ray
+
+    S = members[0].total_steps
+    node = ray.get_runtime_context().get_node_id()
+    t_start = time.perf_counter()
+    latest: dict[str, Any] = {}
+
+    def on_eval(rows: list[dict[str, Any]]) -> None:
+        _maybe_fail(rows[0]["step"], members)
+        latest.update(step=rows[0]["step"], total_steps=S, members=len(rows), node=node,
+                      test_acc_mean=sum(r["test_acc"] for r in rows) / len(rows),
+                      train_acc_mean=sum(r["train_acc"] for r in rows) / len(rows),
+                      train_seconds=time.perf_counter() - t_start)
+
+    def on_checkpoint(path: Path, step: int) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d)
+            (out / "checkpoints").mkdir()
+            for f in (path, path.with_suffix(".sha256")):
+                shutil.copy2(f, out / "checkpoints" / f.name)
+            for f in ("config.json", "metrics.csv"):
+                if (run_dir / f).exists():
+                    shutil.copy2(run_dir / f, out / f)
+            metrics = dict(latest, step=step, finished=step == S, trial_key=key,
+                           train_seconds=time.perf_counter() - t_start)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+    # metrics.csv is rewritten before each on_checkpoint call (trainer.run), so the
+    # final checkpoint carries the complete history.
+    trainer.run(members, run_dir, log=lambda s: None, on_eval=on_eval,
+                on_checkpoint=on_checkpoint)
+
+
+def _maybe_fail(step: int, members: list[trainer.TrainConfig]) -> None:
+    """Tests make a trial raise by creating FAULT_DIR/<config_hash> holding a step."""
+    fault_dir = os.environ.get(FAULT_DIR_ENV)
+    if not fault_dir:
+        return
+    for m in members:
+        f = Path(fault_dir) / m.config_hash()
+        if f.exists() and step >= int(f.read_text() or 0):
+            raise RuntimeError(f"injected fault for member {m.config_hash()} at step {step}")

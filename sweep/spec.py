@@ -1,0 +1,170 @@
+"""The sweep spec (TOML): parsed and validated whole before anything starts."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer import ConfigError, preset
+from trainer.config import DECAY_KEYS, FIELDS
+from trainer.presets import PRESETS, coerce
+
+SECTIONS = {
+    "top": ("name", "preset", "fixed", "grid", "resources", "run"),
+    "resources": ("cpus_per_trial", "gpus_per_trial"),
+    "run": ("pack", "checkpoint_every", "max_failures", "storage"),
+}
+
+
+class SpecError(ConfigError):
+    """A spec problem; the key is the dotted field, e.g. `grid.weight_decay`."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    preset: str = "seed"
+    fixed: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    cpus_per_trial: float = 1
+    gpus_per_trial: float = 0
+    pack: int = 8
+    checkpoint_every: int = 2000
+    max_failures: int = 2
+    storage: str | None = None  # None: STUDY/experiments; relative paths are under the study
+    text: str = ""  # the TOML as given, saved with the study
+
+    def storage_uri(self, study: Path) -> str:
+        if self.storage is None:
+            return str((study / "experiments").resolve())
+        if "://" in self.storage:
+            return self.storage.rstrip("/") + f"/{self.name}"
+        p = Path(self.storage).expanduser()
+        return str((p if p.is_absolute() else study / p).resolve())
+
+
+def load(path: Path) -> Spec:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError("spec", f"cannot read {path}: {e.strerror}") from None
+    return parse(text)
+
+
+def parse(text: str) -> Spec:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e).replace("(at end of document)",
+                             f"(at line {len(text.splitlines())}, the end of the document)")
+        raise SpecError("spec", f"TOML syntax error: {msg}") from None
+    _only(raw, SECTIONS["top"], "")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise SpecError("name", f"got {name!r}; must be a non-empty string of letters, "
+                        "digits, '-', '_' or '.'")
+    pre = raw.get("preset", "seed")
+    if pre not in PRESETS:
+        raise SpecError("preset", f"unknown preset {pre!r}; allowed: {', '.join(PRESETS)}")
+    fixed = _table(raw, "fixed")
+    for k, v in fixed.items():
+        _check_key(f"fixed.{k}", k)
+        coerce_in(f"fixed.{k}", k, v)
+    grid = {k: _axis(k, v) for k, v in _table(raw, "grid").items()}
+    res, run = _table(raw, "resources"), _table(raw, "run")
+    _only(res, SECTIONS["resources"], "resources.")
+    _only(run, SECTIONS["run"], "run.")
+    storage = run.get("storage")
+    if storage is not None and (not isinstance(storage, str) or not storage):
+        raise SpecError("run.storage", f"got {storage!r}; a local path, NFS path or s3://...")
+    return Spec(
+        name=name, preset=pre, fixed=fixed, grid=grid,
+        cpus_per_trial=_number(res, "resources.cpus_per_trial", "cpus_per_trial", 1, lo=0,
+                               lo_open=True),
+        gpus_per_trial=_number(res, "resources.gpus_per_trial", "gpus_per_trial", 0, lo=0),
+        pack=int(_number(run, "run.pack", "pack", 8, lo=1, integer=True)),
+        checkpoint_every=int(_number(run, "run.checkpoint_every", "checkpoint_every", 2000,
+                                     lo=1, integer=True)),
+        max_failures=int(_number(run, "run.max_failures", "max_failures", 2, lo=0,
+                                 integer=True)),
+        storage=storage, text=text)
+
+
+def coerce_in(where: str, key: str, value: Any) -> Any:
+    try:
+        return coerce(key, value)
+    except ConfigError as e:
+        raise SpecError(where, str(e).split(": ", 1)[1]) from None
+
+
+def _only(table: dict, allowed: tuple[str, ...], prefix: str) -> None:
+    for k in table:
+        if k not in allowed:
+            raise SpecError(f"{prefix}{k}", f"unknown key; allowed: {', '.join(allowed)}")
+
+
+def _table(raw: dict, key: str) -> dict:
+    t = raw.get(key, {})
+    if not isinstance(t, dict):
+        raise SpecError(key, f"must be a table ([{key}]), got {type(t).__name__}")
+    return t
+
+
+def _check_key(where: str, key: str) -> None:
+    if key not in FIELDS:
+        raise SpecError(where, f"unknown trainer key; allowed: {', '.join(sorted(FIELDS))}")
+
+
+def _axis(key: str, v: Any) -> list[Any]:
+    """An axis: a list of values, or {log = [lo, hi, n]} / {lin = [lo, hi, n]}."""
+    where = f"grid.{key}"
+    _check_key(where, key)
+    if isinstance(v, dict):
+        if len(v) != 1 or next(iter(v)) not in ("log", "lin"):
+            raise SpecError(where, "a generated axis is {log = [lo, hi, n]} or {lin = [lo, hi, n]}")
+        kind, args = next(iter(v.items()))
+        ok = (isinstance(args, list) and len(args) == 3
+              and all(isinstance(a, int | float) and not isinstance(a, bool) for a in args)
+              and float(args[2]).is_integer() and args[2] >= 1)
+        if not ok or (kind == "log" and min(args[:2]) <= 0):
+            raise SpecError(where, f"got {v}; expected {kind} = [lo, hi, n] with n >= 1"
+                            + (" and lo, hi > 0" if kind == "log" else ""))
+        lo, hi, n = args
+        gen = np.geomspace if kind == "log" else np.linspace
+        v = [float(f"{x:.6g}") for x in gen(lo, hi, int(n))]
+    if not isinstance(v, list) or not v:
+        raise SpecError(where, f"got {v!r}; an axis must be a non-empty list of values")
+    vals = [coerce_in(where, key, x) for x in v]
+    if key in DECAY_KEYS and any(x is None or not math.isfinite(x) or x < 0 for x in vals):
+        raise SpecError(where, f"got {v}; decay values must be finite numbers >= 0")
+    if len(set(map(repr, vals))) != len(vals):
+        raise SpecError(where, f"got {v}; values must be distinct")
+    return vals
+
+
+def _number(t: dict, where: str, key: str, default: float, *, lo: float,
+            lo_open: bool = False, integer: bool = False) -> float:
+    v = t.get(key, default)
+    kind = "an integer" if integer else "a number"
+    bad = (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+           or (integer and not float(v).is_integer()) or v < lo or (lo_open and v == lo))
+    if bad:
+        bound = f"> {lo}" if lo_open else f">= {lo}"
+        raise SpecError(where, f"got {v!r}; must be {kind} {bound}")
+    return v
+
+
+def base_config(spec: Spec):
+    """The preset with the spec's fixed overrides (validated)."""
+    from trainer import build
+
+    try:
+        return build(preset(spec.preset), spec.fixed)
+    except ConfigError as e:
+        raise SpecError(f"fixed.{e.key}" if e.key in spec.fixed else e.key,
+                        str(e).split(": ", 1)[1]) from None

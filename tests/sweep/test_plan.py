@@ -1,0 +1,46 @@
+from sweep.plan import make_plan
+from sweep.spec import parse
+
+SPEC = """
+name = "p"
+preset = "tiny"
+[fixed]
+epochs = 2
+[grid]
+weight_decay = [0.0, 0.01, 0.1]
+seed = [0, 1]
+batch_size = [32, 64]
+[run]
+pack = 4
+"""
+
+
+def test_points_differing_only_in_packable_keys_share_trials_up_to_pack():
+    plan = make_plan(parse(SPEC))
+    assert len(plan.members) == 12
+    assert sorted(len(t.members) for t in plan.trials) == [2, 2, 4, 4]
+    for t in plan.trials:
+        assert len({m.batch_size for m in t.members}) == 1
+    assert plan.cells == 2
+
+
+def test_completed_members_are_not_planned_again():
+    first = make_plan(parse(SPEC))
+    done = {m.config_hash() for m in first.members[:5]}
+    again = make_plan(parse(SPEC), done)
+    assert again.skipped == 5
+    planned = {m.config_hash() for t in again.trials for m in t.members}
+    assert planned.isdisjoint(done) and len(planned) == 7
+
+
+def test_a_decay_written_in_another_unit_is_the_same_member():
+    a = make_plan(parse(SPEC))
+    b = make_plan(parse(SPEC.replace("weight_decay = [0.0, 0.01, 0.1]",
+                                     "decay_per_step = [0.0, 1e-5, 1e-4]")),
+                  {m.config_hash() for m in a.members})
+    assert b.trials == () and b.skipped == 12
+
+
+def test_trial_keys_are_stable_across_plans():
+    assert [t.key for t in make_plan(parse(SPEC)).trials] == \
+        [t.key for t in make_plan(parse(SPEC)).trials]

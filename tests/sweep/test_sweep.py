@@ -1,0 +1,160 @@
+"""Sweeps on a real local Ray: completeness, extension, errors, crashes, the lock."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import sweep
+from sweep.plan import make_plan
+from sweep.spec import parse
+
+SPEC = """
+name = "t"
+preset = "tiny"
+[fixed]
+epochs = {epochs}
+train_size = 256
+eval_every = 8
+[grid]
+weight_decay = {wds}
+seed = [0, 1]
+[run]
+pack = 2
+checkpoint_every = {ckpt}
+max_failures = 0
+"""
+
+
+def spec(wds=(0.0, 0.1), epochs=4, ckpt=8):
+    return parse(SPEC.format(wds=list(wds), epochs=epochs, ckpt=ckpt))
+
+
+def assert_each_member_once(study: Path, s):
+    res = pd.read_csv(study / "results.csv")
+    want = {m.config_hash() for m in make_plan(s).members}
+    assert set(res.config_hash) == want and len(res) == len(want)
+    assert (res.status == "completed").all()
+    hist = pd.read_csv(study / "history.csv")
+    per = hist.groupby("config_hash").step.apply(list)
+    steps = make_plan(s).members[0].total_steps
+    expected = list(range(8, steps + 1, 8)) + ([] if steps % 8 == 0 else [steps])
+    assert all(v == expected for v in per), "each member's history appears once, in order"
+    return res
+
+
+def test_a_sweep_completes_every_member_exactly_once(ray_local, tmp_path):
+    s = spec()
+    out = sweep.run(s, tmp_path / "study")
+    assert out["completed"] == 4 and out["errored"] == 0
+    assert_each_member_once(tmp_path / "study", s)
+    st = sweep.status(tmp_path / "study")
+    assert {k: st[k] for k in ("total", "completed", "running", "pending", "errored")} == \
+        {"total": 4, "completed": 4, "running": 0, "pending": 0, "errored": 0}
+
+
+def test_extending_a_study_runs_only_the_new_members(ray_local, tmp_path):
+    study = tmp_path / "study"
+    sweep.run(spec(), study)
+    before = pd.read_csv(study / "results.csv").set_index("config_hash")
+    out = sweep.run(spec(wds=(0.0, 0.1, 1.0)), study)
+    assert out["completed"] == 2  # only the two new (lambda = 1.0) members ran
+    res = assert_each_member_once(study, spec(wds=(0.0, 0.1, 1.0)))
+    kept = res.set_index("config_hash").loc[before.index]
+    assert (kept.experiment == "exp-000").all()
+    pd.testing.assert_series_equal(kept.final_test_acc, before.final_test_acc)
+    assert sweep.run(spec(wds=(0.0, 0.1, 1.0)), study)["ran"] == 0
+
+
+def test_an_erroring_trial_is_recorded_and_retried_from_its_checkpoint(ray_local, tmp_path,
+                                                                       fault_dir):
+    s = spec(epochs=8)
+    victim = make_plan(s).trials[0].members[0]
+    fault = fault_dir / victim.config_hash()
+    fault.write_text("40")  # raise once the trial passes step 40 (checkpoints every 8)
+    study = tmp_path / "study"
+    out = sweep.run(s, study)
+    assert out["errored"] == 2 and out["completed"] == 2  # the other trial went on
+    res = pd.read_csv(study / "results.csv")
+    err = res[res.status == "errored"]
+    assert victim.config_hash() in set(err.config_hash)
+    tb = err.error.iloc[0]  # the traceback, frames included
+    assert "RuntimeError: injected fault" in tb and "in _maybe_fail" in tb and "File \"" in tb
+    assert sweep.status(study)["errored"] == 2
+
+    fault.unlink()
+    out = sweep.resume(study, retry_errored=True)
+    assert out["completed"] == 4
+    assert_each_member_once(study, s)
+
+
+def _driver(args, cli_env):
+    return subprocess.Popen([sys.executable, "-m", "sweep.cli", *map(str, args)], env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(pred, timeout=120):
+    t = time.time()
+    while time.time() - t < timeout:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_driver_then_resume_loses_and_duplicates_nothing(
+        ray_address, tmp_path, cli_env):
+    s = spec(wds=(0.0, 0.1, 0.3, 1.0), epochs=60, ckpt=40)
+    spec_file, study = tmp_path / "s.toml", tmp_path / "study"
+    spec_file.write_text(s.text)
+    p = _driver(["run", spec_file, "--study", study, "--address", ray_address, "--no-report"],
+                cli_env)
+    status = study / "status.json"
+
+    def some_done_some_running():
+        if not status.exists():
+            return False
+        c = json.loads(status.read_text())["trials"]
+        return c["completed"] >= 1 and c["running"] + c["pending"] >= 1
+
+    assert _wait_for(some_done_some_running), p.communicate()[0]
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    live = json.loads(status.read_text())["per_trial"]
+    finished = [t["key"] for t in live if t["status"] == "completed"]
+    exp = study / "experiments" / "exp-000"
+    stamps = {k: sorted(c.stat().st_mtime_ns for c in (exp / f"trial-{k}").glob("checkpoint_*"))
+              for k in finished}
+    assert not (study / "results.csv").exists()
+    st = sweep.status(study)
+    assert st["completed"] == 0 and st["total"] == 8 and not st["driver_alive"]
+
+    r = subprocess.run([sys.executable, "-m", "sweep.cli", "resume", study, "--address",
+                        ray_address, "--no-report"], env=cli_env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_each_member_once(study, s)
+    for k in finished:  # finished trials were not run again
+        now = sorted(c.stat().st_mtime_ns for c in (exp / f"trial-{k}").glob("checkpoint_*"))
+        assert now == stamps[k]
+
+
+@pytest.mark.slow
+def test_a_second_run_on_a_busy_study_refuses_and_corrupts_nothing(ray_address, tmp_path,
+                                                                   cli_env, wdsweep):
+    s = spec(epochs=30)
+    spec_file, study = tmp_path / "s.toml", tmp_path / "study"
+    spec_file.write_text(s.text)
+    p = _driver(["run", spec_file, "--study", study, "--address", ray_address, "--no-report"],
+                cli_env)
+    assert _wait_for(lambda: (study / "study.json").exists())
+    r = wdsweep("run", spec_file, "--study", study, "--address", ray_address, timeout=120)
+    assert r.returncode == 2 and "in use by another wdsweep process" in r.stderr
+    assert p.wait(timeout=600) == 0, p.stdout.read()
+    assert_each_member_once(study, s)
