@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 
 from trainer import ConfigError, preset
 from trainer.config import DECAY_KEYS, FIELDS

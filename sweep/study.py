@@ -21,9 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from trainer.checkpoint import atomic_write_bytes
-
 from sweep.spec import SpecError
+from trainer.checkpoint import atomic_write_bytes
 
 RESULTS, HISTORY, STATE, STATUS = "results.csv", "history.csv", "study.json", "status.json"
 
