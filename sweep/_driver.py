@@ -185,10 +185,10 @@ def _finish(study: Path, name: str, grid, log) -> dict[str, Any]:
                 h = pd.read_csv(Path(d) / "metrics.csv")
             hist.append(h)
             last = h[h.step == h.step.max()].set_index("config_hash")
-            node = (r.metrics or {}).get("node")
+            info = {k: (r.metrics or {}).get(k) for k in ("node", "resumed_from")}
             for m in members:
                 f = last.loc[m.config_hash()]
-                rows.append(dict(_row(m, key, name, "completed"), node=node,
+                rows.append(dict(_row(m, key, name, "completed"), **info,
                                  **{f"final_{c}": f[c] for c in _FINAL}))
         else:
             errored += 1

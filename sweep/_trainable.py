@@ -45,7 +45,11 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
     S = members[0].total_steps
     node = ray.get_runtime_context().get_node_id()
     t_start = time.perf_counter()
-    latest: dict[str, Any] = {}
+    latest: dict[str, Any] = {"resumed_from": 0}
+
+    def log(line: str) -> None:  # the trainer says where it resumed; nothing else is kept
+        if line.startswith("resumed at step"):
+            latest["resumed_from"] = int(line.split()[3].split("/")[0])
 
     def on_eval(rows: list[dict[str, Any]]) -> None:
         _maybe_fail(rows[0]["step"], members)
@@ -69,7 +73,7 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
 
     # metrics.csv is rewritten before each on_checkpoint call (trainer.run), so the
     # final checkpoint carries the complete history.
-    trainer.run(members, run_dir, log=lambda s: None, on_eval=on_eval,
+    trainer.run(members, run_dir, log=log, on_eval=on_eval,
                 on_checkpoint=on_checkpoint)
 
 
