@@ -185,7 +185,8 @@ def _finish(study: Path, name: str, grid, log) -> dict[str, Any]:
                 h = pd.read_csv(Path(d) / "metrics.csv")
             hist.append(h)
             last = h[h.step == h.step.max()].set_index("config_hash")
-            info = {k: (r.metrics or {}).get(k) for k in ("node", "resumed_from")}
+            info = {k: (r.metrics or {}).get(k)
+                    for k in ("node", "resumed_from", "train_seconds")}
             for m in members:
                 f = last.loc[m.config_hash()]
                 rows.append(dict(_row(m, key, name, "completed"), **info,

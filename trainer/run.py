@@ -20,7 +20,7 @@ import torch
 
 from trainer.checkpoint import atomic_write_bytes
 from trainer.config import ConfigError, TrainConfig
-from trainer.loop import Rows, check_pack, train
+from trainer.loop import Rows, check_pack, pick_device, train
 
 METRIC_COLUMNS = (
     "member", "config_hash", "seed", "lr", "weight_decay", "decay_per_step", "lambda_norm",
@@ -78,6 +78,7 @@ def run(members: Sequence[TrainConfig], out: Path, *, log: Callable[[str], None]
         on_checkpoint: Callable[[Path, int], None] | None = None) -> Path:
     """Train into `out` (new, resumed, or already done). Returns out/metrics.csv."""
     state = check_out_dir(members, out)
+    pick_device(members[0].device)  # a missing GPU is bad input: fail before writing
     if state == "done":
         log(f"{out} is already finished; nothing to do")
         return out / "metrics.csv"
