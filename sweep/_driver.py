@@ -48,6 +48,11 @@ def check_resources(spec: Spec) -> None:
         raise SpecError("resources.gpus_per_trial",
                         f"got {spec.gpus_per_trial} but the cluster has {have.get('GPU', 0):g} "
                         "GPUs; allowed: 0 here, or run on a cluster with GPUs")
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) > 1 and spec.storage is None:
+        print(f"WARNING: {len(nodes)} Ray nodes and no run.storage: the study's experiments "
+              "directory must be on storage every node shares (NFS), or set "
+              "run.storage = 's3://...'")
     if have.get("CPU", 0) < spec.cpus_per_trial:
         raise SpecError("resources.cpus_per_trial",
                         f"got {spec.cpus_per_trial:g} but the cluster has {have.get('CPU', 0):g}"

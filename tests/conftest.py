@@ -28,7 +28,7 @@ def ray_local(fault_dir):
 
     quiet()
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": str(ROOT),
                                            "WDSWEEP_FAULT_DIR": str(fault_dir)}})
     yield ray

@@ -107,6 +107,8 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
         step, history, wall = st["step"], st["history"], st["wall"]
         acc_sum, acc_n = st["acc_sum"].to(dev), st["acc_n"]
         torch.set_rng_state(st["rng"])
+        if dev.type == "cuda" and "cuda_rng" in st:
+            torch.cuda.set_rng_state(st["cuda_rng"], dev)
         log(f"resumed at step {step}/{S}")
 
     x, y = data["train"].x, data["train"].y
@@ -147,7 +149,9 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
         if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == S):
             st = dict(format=1, step=step, model=model.state(), opt=opt.state(),
                       history=history, wall=wall, acc_sum=acc_sum.cpu(), acc_n=acc_n,
-                      rng=torch.get_rng_state())
+                      rng=torch.get_rng_state(),
+                      **({"cuda_rng": torch.cuda.get_rng_state(dev)} if dev.type == "cuda"
+                         else {}))
             path = checkpoint.save(ckpt_dir, step, st)
             if on_checkpoint is not None:
                 on_checkpoint(path, step)

@@ -1,0 +1,124 @@
+"""The pipeline: load, normalize, summarize runs, best λ per cell, fit; then write.
+
+Everything is computed before anything is written, so bad input leaves the
+output directory untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis import _best, _fit, _load, _normalize, _summary
+from analysis._schema import AXES, UNIT_LABEL, AnalysisError
+
+
+@dataclass
+class Analysis:
+    runs: pd.DataFrame  # one row per run: summary.csv
+    cells: pd.DataFrame  # one row per cell: lambda_star.csv
+    curves: pd.DataFrame  # mean and band over seeds per (cell, λ, metric)
+    fit: dict[str, Any]  # fit.json
+    events: pd.DataFrame  # collapse events: run, step, kind, size
+    hist: pd.DataFrame  # the canonical per-evaluation table
+    keys: list[str]  # cell keys
+    unit: str  # unit of λ in `cells` and `curves`
+    has_curves: bool
+    warnings: list[str] = field(default_factory=list)
+    figures: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def unit_label(self) -> str:
+        return UNIT_LABEL[self.unit]
+
+    def write(self, out: str | Path) -> Path:
+        """Write the CSVs, fit.json, the figures and report.html into `out`; return the report."""
+        from analysis import _plots, _report  # lazy: matplotlib
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.runs.to_csv(out / "summary.csv", index=False)
+        self.cells.to_csv(out / "lambda_star.csv", index=False)
+        self.curves.to_csv(out / "curves.csv", index=False)
+        self.events.to_csv(out / "collapses.csv", index=False)
+        fit = json.dumps(_jsonable(self.fit), indent=2, ensure_ascii=False)
+        (out / "fit.json").write_text(fit + "\n", encoding="utf-8")
+        self.figures = _plots.all_figures(self, out)
+        return _report.write(self, out)
+
+
+def _jsonable(x: Any) -> Any:
+    """NaN and numpy scalars as JSON: NaN/inf become null."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def _checks(runs: pd.DataFrame, cells: pd.DataFrame, keys: list[str], unit: str,
+            curves: bool) -> list[str]:
+    """What the data lets the analysis do, in plain words."""
+    w = []
+    other = [k for k in keys if k not in AXES]
+    if other:
+        w.append(f"cells also differ in {', '.join(other)}: the scaling-rule fit pools them "
+                 "(one constant for all); fit a subset to separate them")
+    nan = runs["final_test_acc"].isna()
+    if nan.any():
+        w.append(f"{int(nan.sum())} of {len(runs)} runs have NaN test_acc (listed in "
+                 "summary.csv): left out of the λ curves")
+    lams = runs.loc[~nan & (runs["lam"] > 0), "lam"].map(_normalize.fmt).nunique()
+    if lams <= 1:
+        what = "a single λ > 0" if lams else "no λ > 0 (only the λ = 0 baseline)"
+        w.append(f"{what} ({unit}): no best λ can be located and no rule fitted; "
+                 "only per-run metrics and curves are reported")
+    elif "edge" in cells and (cells["edge"] != "").any():
+        n = int((cells["edge"] != "").sum())
+        w.append(f"{n} of {len(cells)} cells have their best λ at the edge of the grid "
+                 "(see the extend column): they are left out of the fit")
+    if len(cells) and (cells["n_seeds"] <= 1).all():
+        w.append("one seed per cell: no intervals over seeds; the fit weighs cells equally")
+    if not curves:
+        w.append("no per-evaluation history: final metrics as given (not a mean over the "
+                 "last evaluations); no delays, no collapse events, no training curves")
+    return w
+
+
+def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
+            last: int = 50, tol: float = 0.02, n_boot: int = 200, seed: int = 0) -> Analysis:
+    """Analyze a study dir, a Ray Tune experiment dir, a CSV/Parquet table or a DataFrame.
+
+    ``last``: evaluations averaged for final metrics; ``tol``: accuracy below the best
+    that still counts as the plateau; ``n_boot``: bootstrap replicates over seeds.
+    Raises AnalysisError (one line) when nothing can be analyzed.
+    """
+    if last < 1:
+        raise AnalysisError(f"--last must be >= 1, got {last}")
+    frame = _normalize.normalize(_load.read(data))
+    runs, events = _summary.summarize(frame.hist, frame.keys, frame.curves, last)
+    cells = _best.best_lambda(runs, frame.keys, tol=tol, n_boot=n_boot, seed=seed)
+    if cells.empty:
+        raise AnalysisError("no run has a finite test accuracy: nothing to analyze")
+    curves = _best.curve_table(runs)
+    fit = _fit.fit_rules(cells)
+    fit.update(unit_of_lambda=frame.unit, tolerance=tol, last=last, estimate="plateau log-center")
+    warn = [*frame.warnings, *_checks(runs, cells, frame.keys, frame.unit, frame.curves),
+            *fit["notes"]]
+    a = Analysis(runs, cells, curves, fit, events, frame.hist, frame.keys, frame.unit,
+                 frame.curves, warn)
+    if out is not None:
+        a.write(out)
+    return a

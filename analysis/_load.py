@@ -1,0 +1,138 @@
+"""Reading the three input kinds into one raw table (I/O only, no science).
+
+* a study directory written by ``wdsweep run``: ``results.csv`` (+ ``history.csv``);
+* a plain Ray Tune experiment directory: ``<trial>/params.json`` with
+  ``progress.csv`` or ``result.json`` -- read with pandas and json, never ray;
+* a CSV or Parquet table, or a DataFrame handed in directly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis._schema import BOOKKEEPING, AnalysisError
+
+_TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
+
+
+@dataclass
+class Raw:
+    frame: pd.DataFrame
+    kind: str  # "study", "tune", "table"
+    notes: list[str] = field(default_factory=list)
+
+
+def read(src: str | Path | pd.DataFrame) -> Raw:
+    if isinstance(src, pd.DataFrame):
+        return Raw(src.copy(), "table")
+    p = Path(src)
+    if not p.exists():
+        raise AnalysisError(f"{p}: no such file or directory")
+    if p.is_dir():
+        if (p / "results.csv").exists():
+            return _study(p)
+        trials = sorted({q.parent for q in (*p.glob("*/params.json"), *p.glob("*/*/params.json"))})
+        if trials:
+            return _tune(trials)
+        raise AnalysisError(f"{p}: not a study (no results.csv) nor a Ray Tune experiment "
+                            "(no <trial>/params.json)")
+    if not p.name.lower().endswith(_TABLE_SUFFIXES):
+        raise AnalysisError(f"{p}: unsupported file type; give a study or Ray Tune directory, "
+                            "or a .csv / .parquet table")
+    return Raw(_table(p), "table")
+
+
+def _csv(p: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(p, sep="\t" if p.name.endswith(".tsv") else ",")
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise AnalysisError(f"{p}: not a readable CSV ({str(e).splitlines()[0]})") from e
+
+
+def _table(p: Path) -> pd.DataFrame:
+    if p.suffix.lower() in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(p)
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise AnalysisError(f"{p}: not a readable Parquet file ({e})") from e
+    return _csv(p)
+
+
+def _study(p: Path) -> Raw:
+    res = _csv(p / "results.csv")
+    if res.empty:
+        raise AnalysisError(f"{p / 'results.csv'}: no runs recorded yet")
+    hp = p / "history.csv"
+    hist = _csv(hp) if hp.exists() else pd.DataFrame()
+    if hist.empty or "config_hash" not in hist or "config_hash" not in res:
+        return Raw(res, "study", ["no history.csv: final metrics only (no curves)"])
+    # Config from results.csv, metrics from history.csv, joined on config_hash.
+    finals = [c for c in res.columns if c.startswith("final_")]
+    cfg = res.drop(columns=finals)
+    metric_cols = ["config_hash", *[c for c in hist.columns if c not in cfg.columns]]
+    per_eval = cfg.merge(hist[metric_cols], on="config_hash", how="inner")
+    # Completed runs missing from history keep their final metrics as one evaluation.
+    lone = res[~res["config_hash"].isin(hist["config_hash"])]
+    notes = []
+    if len(lone) and "status" in lone and (lone["status"] == "completed").any():
+        notes.append(f"{int((lone['status'] == 'completed').sum())} completed runs have no "
+                     "history rows: their final metrics are used")
+    return Raw(pd.concat([per_eval, lone], ignore_index=True), "study", notes)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}/"))
+        elif isinstance(v, (list, tuple)):
+            out[key] = ",".join(str(x) for x in v)  # as the study writes train_digits
+        else:
+            out[key] = v
+    # Nested param spaces: use leaf names where that is unambiguous.
+    leaves = [k.rsplit("/", 1)[-1] for k in out]
+    return {(leaf if leaves.count(leaf) == 1 else k): v for k, leaf, v in
+            zip(out, leaves, out.values())}
+
+
+def _metrics(trial: Path) -> pd.DataFrame:
+    prog = trial / "progress.csv"
+    df = _csv(prog) if prog.exists() else pd.DataFrame()
+    if df.empty and (trial / "result.json").exists():
+        lines = (trial / "result.json").read_text().splitlines()
+        rows = [json.loads(s) for s in lines if s.strip()]
+        df = pd.json_normalize(rows, sep="/") if rows else pd.DataFrame()
+    keep = [c for c in df.columns if not c.startswith("config/") and c != "config"
+            and (c not in BOOKKEEPING or c == "trial_id")]
+    return df[keep]
+
+
+def _tune(trials: list[Path]) -> Raw:
+    frames = []
+    for t in trials:
+        try:
+            cfg = _flatten(json.loads((t / "params.json").read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise AnalysisError(f"{t / 'params.json'}: unreadable ({e})") from e
+        m = _metrics(t)
+        errored = (t / "error.txt").exists() or (t / "error.pkl").exists()
+        reported = not m.empty
+        if not reported:
+            m = pd.DataFrame([{}])
+        m = m.drop(columns=[c for c in cfg if c in m.columns])
+        for k, v in cfg.items():
+            m[k] = v
+        m["run"] = t.name
+        m["status"] = "errored" if errored else ("completed" if reported else "pending")
+        frames.append(m)
+    df = pd.concat(frames, ignore_index=True)
+    df = df.drop(columns=["trial_id"], errors="ignore")
+    return Raw(df, "tune")

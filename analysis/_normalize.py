@@ -1,0 +1,206 @@
+"""One canonical per-evaluation table from any raw input.
+
+Canonical columns: ``run`` (id), ``seed``, ``lam`` (the decay in ``Frame.unit``),
+the three decay units where computable, ``lr``, ``batch_size`` (b), ``train_size``
+(B), ``T`` (epochs, fractional), ``step``, the metrics, and ``cell`` (a label of
+the cell keys: every config column that varies, except λ, seeds and execution).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis._load import Raw
+from analysis._schema import (
+    AXES,
+    BOOKKEEPING,
+    CURVE_KEYS,
+    DECAY_UNITS,
+    KNOWN_CONFIG,
+    METRICS,
+    NOT_CELL,
+    AnalysisError,
+)
+
+_DONE = ("completed", "terminated")
+
+
+@dataclass
+class Frame:
+    hist: pd.DataFrame  # one row per run per evaluation (one per run without curves)
+    keys: list[str]  # cell keys, scaling axes first
+    unit: str  # which decay unit `lam` is in
+    curves: bool  # runs have several evaluations along `step`
+    kind: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def normalize(raw: Raw) -> Frame:
+    df, notes = raw.frame.copy(), list(raw.notes)
+    if df.empty or not len(df.columns):
+        raise AnalysisError("the input has no rows")
+    df = _finals_as_metrics(df)
+    cfg = _config_columns(df)
+    df = _run_ids(df, cfg, notes)
+    df = _completed(df, notes)
+    _require_accuracy(df)
+    _length(df, notes)
+    df, unit = _decay(df, notes)
+    curves = _steps(df, notes)
+    keys = _cell_keys(df, cfg)
+    runs = df.drop_duplicates("run")  # label runs, not every evaluation
+    df["cell"] = df["run"].map(dict(zip(runs["run"], labels(runs, keys))))
+    return Frame(df.reset_index(drop=True), keys, unit, curves, raw.kind, notes)
+
+
+def fmt(v: object) -> str:
+    """A value as it appears in cell labels: floats to 6 significant digits."""
+    if isinstance(v, (float, np.floating)):
+        return "nan" if not math.isfinite(v) else f"{v:.6g}"
+    return str(v)
+
+
+def labels(df: pd.DataFrame, keys: list[str]) -> pd.Series:
+    if not keys:
+        return pd.Series("all runs", index=df.index)
+    parts = [df[k].map(lambda v, k=k: f"{AXES.get(k, k)}={fmt(v)}") for k in keys]
+    return pd.concat(parts, axis=1).agg(", ".join, axis=1)
+
+
+def _num(df: pd.DataFrame, c: str) -> pd.Series:
+    if c not in df:
+        return pd.Series(np.nan, index=df.index)
+    return pd.to_numeric(df[c], errors="coerce").astype(float)
+
+
+def _finals_as_metrics(df: pd.DataFrame) -> pd.DataFrame:
+    finals = {c: c[len("final_"):] for c in df.columns if c.startswith("final_")}
+    clash = [c for c, m in finals.items() if m in df]
+    keep = {c: m for c, m in finals.items() if c not in clash}
+    return df.drop(columns=clash).rename(columns=keep)
+
+
+def _config_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that describe a run: not metrics, not bookkeeping, constant within a run."""
+    cand = [c for c in df.columns if c not in BOOKKEEPING and c not in METRICS
+            and c not in CURVE_KEYS and not c.startswith("final_")]
+    by = "run" if "run" in df else "config_hash" if "config_hash" in df else None
+    known = [c for c in cand if c in KNOWN_CONFIG]
+    if by is None and not (known and any(k in df for k in CURVE_KEYS)):
+        return cand
+    g = df.groupby(by if by else known, dropna=False)
+    extra = [c for c in cand if c not in known]
+    return known + [c for c in extra if (g[c].nunique(dropna=False) <= 1).all()]
+
+
+def _run_ids(df: pd.DataFrame, cfg: list[str], notes: list[str]) -> pd.DataFrame:
+    if "run" not in df:
+        if "config_hash" in df and df["config_hash"].notna().all():
+            df["run"] = df["config_hash"].astype(str)
+        else:
+            key = df[cfg].astype(str).agg("|".join, axis=1) if cfg else df.index.astype(str)
+            df["run"] = "run" + pd.Series(pd.factorize(key)[0], index=df.index).astype(str)
+    per_eval = any(k in df for k in CURVE_KEYS)
+    if not per_eval and df["run"].duplicated().any():
+        rep = df.groupby("run").cumcount()
+        df["run"] = df["run"] + "#" + rep.astype(str)
+        if "seed" not in df:
+            df["seed"] = rep
+            notes.append("no seed column: rows with identical configs are taken as seeds")
+    if "seed" not in df:
+        df["seed"] = 0
+    df["seed"] = df["seed"].fillna(0)
+    return df
+
+
+def _completed(df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    if "status" not in df:
+        return df
+    st = df.drop_duplicates("run")["status"].fillna("unknown").astype(str).str.lower()
+    ok = st.isin(_DONE)
+    if not ok.any():
+        if (st == "errored").all():
+            raise AnalysisError(f"all {len(st)} runs errored: nothing to analyze")
+        counts = ", ".join(f"{n} {s}" for s, n in st.value_counts().items())
+        raise AnalysisError(f"no completed runs ({counts}): nothing to analyze yet")
+    if not ok.all():
+        counts = ", ".join(f"{n} {s}" for s, n in st[~ok].value_counts().items())
+        notes.append(f"left out {int((~ok).sum())} runs that did not complete ({counts})")
+    return df[df["status"].fillna("").astype(str).str.lower().isin(_DONE)].copy()
+
+
+def _require_accuracy(df: pd.DataFrame) -> None:
+    if "test_acc" not in df:
+        found = ", ".join(map(str, df.columns[:15])) + (", ..." if len(df.columns) > 15 else "")
+        raise AnalysisError("missing column test_acc (or final_test_acc): the analysis needs "
+                            f"a test accuracy per run; found: {found}")
+    if not np.isfinite(_num(df, "test_acc")).any():
+        n = df["run"].nunique()
+        raise AnalysisError(f"test_acc is NaN in all {n} runs: no accuracy to analyze "
+                            "(did every run diverge?)")
+
+
+def _length(df: pd.DataFrame, notes: list[str]) -> None:
+    """T (epochs, fractional): epochs_T, else epochs, else steps / floor(B/b)."""
+    b, B = _num(df, "batch_size"), _num(df, "train_size")
+    spe = np.floor(B / b)
+    T = _num(df, "epochs_T").fillna(_num(df, "epochs"))
+    T = T.fillna(_num(df, "steps") / spe).fillna(_num(df, "total_steps") / spe)
+    # The trainer's metrics.csv has no length but both d and λ_norm: d/λ_norm = sqrt(b/(B·T)).
+    k = _num(df, "decay_per_step") / _num(df, "lambda_norm")
+    T = T.fillna((b / (B * k**2)).where(np.isfinite(k) & (k > 0)))
+    df["T"], df["batch_size"], df["train_size"] = T, b, B
+    missing = [n for n, s in (("batch_size", b), ("train_size", B), ("epochs or steps", T))
+               if not s.notna().any()]
+    if missing:
+        notes.append(f"missing {', '.join(missing)}: λ_norm, τ_epoch and the scaling-rule fit "
+                     "need b, B and T; per-cell best λ is still reported")
+
+
+def _decay(df: pd.DataFrame, notes: list[str]) -> tuple[pd.DataFrame, str]:
+    have = [u for u in DECAY_UNITS if _num(df, u).notna().any()]
+    if not have:
+        raise AnalysisError("missing a weight-decay column: need numbers in one of "
+                            f"{', '.join(DECAY_UNITS)} (in the config or the table)")
+    lr = _num(df, "lr")
+    k = np.sqrt(df["batch_size"] / (df["train_size"] * df["T"]))
+    d = (lr * _num(df, "weight_decay")).fillna(_num(df, "decay_per_step"))
+    d = d.fillna(_num(df, "lambda_norm") * k)
+    df["weight_decay"] = _num(df, "weight_decay").fillna(d / lr)
+    df["decay_per_step"], df["lambda_norm"], df["lr"] = d, _num(df, "lambda_norm").fillna(d / k), lr
+    if "weight_decay" in have and not lr.notna().any():
+        notes.append("missing lr: the per-step decay d = lr·weight_decay is unknown, so no "
+                     "scaling-rule fit; per-cell best weight_decay is still reported")
+    # Analyse in the first unit every run has (PyTorch's, when lr is known).
+    counts = {u: int(df[u].notna().sum()) for u in DECAY_UNITS}
+    unit = max(DECAY_UNITS, key=lambda u: (counts[u], -DECAY_UNITS.index(u)))
+    df["lam"] = df[unit]
+    bad = df["lam"].isna() | (df["lam"] < 0)
+    if bad.any():
+        notes.append(f"left out {df.loc[bad, 'run'].nunique()} runs without a valid {unit}")
+        df = df[~bad].copy()
+    return df, unit
+
+
+def _steps(df: pd.DataFrame, notes: list[str]) -> bool:
+    df["step"] = _num(df, "step")
+    if (df.groupby("run").size() <= 1).all():
+        return False
+    if df["step"].isna().all():
+        if "training_iteration" in df:
+            df["step"] = _num(df, "training_iteration")
+            notes.append("no step metric: curves use Tune's training_iteration as the step")
+        else:
+            df["step"] = df.groupby("run").cumcount() + 1.0
+            notes.append("no step column: curves use the row order within a run as the step")
+    return True
+
+
+def _cell_keys(df: pd.DataFrame, cfg: list[str]) -> list[str]:
+    runs = df.drop_duplicates("run")
+    cand = [*AXES, *sorted(c for c in cfg if c not in NOT_CELL and c not in AXES)]
+    return [c for c in cand if c in runs and runs[c].map(fmt).nunique() > 1]

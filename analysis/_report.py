@@ -1,0 +1,157 @@
+"""report.html: one self-contained page (inline CSS, figures as base64 PNG, no
+external anything) with the verdict, warnings, figures, per-cell table and fit.
+
+A small inline script marks ``<body data-images-ok="true">`` once every image
+has decoded, so a headless browser can check the page renders.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from analysis._verdict import g, interval, verdict
+
+if TYPE_CHECKING:
+    from analysis._analysis import Analysis
+
+CAPTIONS = {
+    "acc_vs_lambda": "Final accuracy (mean of the last evaluations) against λ on a log axis, "
+                     "mean over seeds with a 95% band, one color per cell. λ = 0 cannot sit "
+                     "on a log axis: its accuracy is the dashed line of the cell's color. "
+                     "▼ marks the plateau's log-center λ* with its bootstrap interval.",
+    "training_curves": "Train (solid) and test (dashed) accuracy, loss and weight norm "
+                       "against training step for a few λ of one cell and seed: no decay, "
+                       "the smallest, the one nearest λ*, the largest.",
+    "dstar_fit": "Each cell's best per-step decay d* = lr·λ* against sqrt(b/(B·T)), log-log. "
+                 "The sqrt rule is a straight line of slope 1 here; the other rules' "
+                 "predictions (each with its fitted constant) are the hollow markers.",
+    "collapse_view": "Test accuracy against four versions of the decay: PyTorch weight_decay, "
+                     "λ_norm, τ_epoch = b/(B·d) and τ_iter/S. Under the right rule the "
+                     "cells' curves fall on top of each other.",
+    "bn_collapses": "Batch-norm runs with the most collapse events: test accuracy, training "
+                    "loss and weight norm against step, events marked with red ×.",
+    "delay": "Grokking delay: the step at which test accuracy first reaches 0.9 against the "
+             "per-step decay (Omnigrok predicts delay ∝ 1/d, slope −1).",
+}
+ABSENT = {
+    "acc_vs_lambda": "no run with λ > 0 has a finite final accuracy",
+    "training_curves": "the input has no per-evaluation history",
+    "dstar_fit": "no cell has an interior best λ convertible to a per-step decay d*",
+    "collapse_view": "the per-step decay or b, B, T is unknown",
+    "bn_collapses": "no collapse events in batch-norm runs (or no per-evaluation history)",
+    "delay": "fewer than three runs reach test accuracy 0.9, or a single decay",
+}
+_RUN_ROWS = 300  # longer per-run tables are left to summary.csv
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
+
+
+def _figures(a: Analysis) -> str:
+    parts = []
+    for name, cap in CAPTIONS.items():
+        title = name.replace("_", " ")
+        if name in a.figures:
+            parts.append(f'<figure id="fig-{name}">{_img(a.figures[name])}<figcaption>'
+                         f"<b>{title}.</b> {html.escape(cap)}</figcaption></figure>")
+        else:
+            parts.append(f'<p class="absent">Not drawn: {title} — {ABSENT[name]}.</p>')
+    return "\n".join(parts)
+
+
+def _with_ci(df: pd.DataFrame, col: str) -> pd.Series:
+    return pd.Series([interval({"estimate": e, "ci_low": lo, "ci_high": hi}) for e, lo, hi in
+                      zip(df[col], df[f"{col}_ci_low"], df[f"{col}_ci_high"])], index=df.index)
+
+
+def _cell_table(a: Analysis) -> str:
+    c = a.cells
+    t = pd.DataFrame({"cell": c["cell"], "seeds": c["n_seeds"], "λ values": c["n_lambdas"]})
+    if "best_acc" in c:
+        t["best acc"] = c["best_acc"].map(g)
+        t["acc at λ=0"] = c["baseline_acc"].map(g)
+        t["plateau left"] = _with_ci(c, "lambda_lo")
+        t["plateau right"] = _with_ci(c, "lambda_hi")
+        t["λ* (log-center)"] = _with_ci(c, "lambda_center")
+        t["smoothed optimum"] = _with_ci(c, "lambda_smooth")
+        t["d* = lr·λ*"] = _with_ci(c, "d_star")
+    if "extend" in c:
+        t["edge"] = c["extend"].fillna("")
+    return t.to_html(index=False, escape=True, na_rep="–", border=0)
+
+
+def _fit_tables(fit: dict[str, Any]) -> str:
+    if not fit.get("rules"):
+        return '<p class="absent">No fit: no usable cells.</p>'
+    ex = pd.DataFrame([{"axis": a, "fitted exponent": interval(v, 3),
+                        **{r: e for r, e in zip(fit["rules"], [x["exponents"][a] for x in
+                                                                fit["rules"].values()])},
+                        "note": v.get("note", "")} for a, v in fit["exponents"].items()])
+    rules = pd.DataFrame([{"rule": k, "log-likelihood": f"{r['log_likelihood']:.2f}",
+                           "Akaike weight": f"{r['weight']:.3g}",
+                           "leave-one-cell-out RMSE (ln d*)": g(r["loco_rmse_ln"]),
+                           "p (rule vs free fit)": g(r["p_value"], 2),
+                           "constant": f"{r['constant']['name']} = {interval(r['constant'])}"}
+                          for k, r in fit["rules"].items()])
+    return (f"<h3>Exponents of d* ∝ b^x·B^y·T^z</h3>{ex.to_html(index=False, border=0)}"
+            f"<h3>Rules (each with a free constant)</h3>{rules.to_html(index=False, border=0)}"
+            f"<p class='meta'>{fit['n_cells']} of {fit['n_cells_total']} cells used; residual "
+            f"dof {fit.get('dof', '–')}; residual scale {g(fit.get('residual_scale'))}.</p>")
+
+
+def _runs_table(a: Analysis) -> str:
+    cols = [c for c in ("cell", "seed", "lam", "final_train_acc", "final_test_acc",
+                        "step_to_0.5", "step_to_0.9", "n_collapses", "collapse_period")
+            if c in a.runs]
+    t = a.runs[cols].head(_RUN_ROWS).rename(columns={"lam": f"λ ({a.unit})"})
+    more = (f"<p class='meta'>First {_RUN_ROWS} of {len(a.runs)} runs; all are in "
+            "summary.csv.</p>" if len(a.runs) > _RUN_ROWS else "")
+    return t.to_html(index=False, border=0, na_rep="–", float_format=lambda v: f"{v:.4g}") + more
+
+
+_CHECK = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.every(function (i) { return i.complete && i.naturalWidth > 0; });
+  document.body.dataset.imagesOk = String(ok);
+  document.body.dataset.imagesCount = String(imgs.length);
+});
+</script>"""
+
+
+def render(a: Analysis) -> str:
+    css = resources.files("analysis").joinpath("report.css").read_text()
+    n_runs, n_cells = len(a.runs), len(a.cells)
+    warn = "".join(f"<li>{html.escape(w)}</li>" for w in a.warnings)
+    body = [
+        "<h1>Weight-decay analysis</h1>",
+        f"<p class='meta'>{n_runs} runs in {n_cells} cells; cells differ in "
+        f"{html.escape(', '.join(a.keys) or 'nothing')}; λ is {html.escape(a.unit_label)}; "
+        f"final metrics are the mean of the last {a.fit.get('last')} evaluations; the plateau "
+        f"is every λ within {a.fit.get('tolerance')} of the best mean test accuracy.</p>",
+        "<h2>Verdict</h2><div class='verdict'>"
+        + "".join(f"<p>{html.escape(s)}</p>" for s in verdict(a.fit, a.cells)) + "</div>",
+        f"<h2>Warnings</h2><ul class='warnings'>{warn}</ul>" if warn else "",
+        f"<h2>Figures</h2>{_figures(a)}",
+        f"<h2>Best λ per cell</h2><div class='scroll'>{_cell_table(a)}</div>",
+        f"<h2>Scaling-rule fit</h2><div class='scroll'>{_fit_tables(a.fit)}</div>",
+        f"<h2>Runs</h2><div class='scroll'>{_runs_table(a)}</div>",
+    ]
+    return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<title>wdsweep: weight-decay analysis</title>"
+            f"<style>{css}</style></head>\n<body>\n" + "\n".join(body) + f"\n{_CHECK}\n"
+            "</body></html>\n")
+
+
+def write(a: Analysis, out: Path) -> Path:
+    path = out / "report.html"
+    path.write_text(render(a), encoding="utf-8")
+    return path

@@ -1,0 +1,128 @@
+"""Reading the three input kinds into the canonical table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import load
+from tests.analysis.synth import make_history, small_study, write_study
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tune_dir(root: Path) -> Path:
+    """A Ray Tune experiment laid out as Ray 2.x writes it, written by hand (no ray)."""
+    exp = root / "exp"
+    exp.mkdir()
+    (exp / "experiment_state-2025.json").write_text("{}")
+    (exp / "tuner.pkl").write_bytes(b"\x80")
+    for i, (wd, seed, epochs) in enumerate([(0.1, 0, 10), (0.3, 0, 10), (0.1, 1, 40),
+                                            (0.3, 1, 40), (1.0, 0, 40)]):
+        t = exp / f"fn_ab12c_{i:05d}_{i}_epochs={epochs},seed={seed},weight_decay={wd}"
+        t.mkdir()
+        cfg = {"lr": 1e-3, "batch_size": 64, "train_size": 5000, "epochs": epochs,
+               "seed": seed, "weight_decay": wd, "train_digits": [2, 4]}
+        (t / "params.json").write_text(json.dumps(cfg))
+        rows = [{"test_acc": 0.1 * k * wd, "train_acc": 0.1 * k, "step": 100 * k,
+                 "training_iteration": k, "trial_id": f"ab12c_{i:05d}", "done": False,
+                 "time_total_s": 0.1 * k, "hostname": "h", "config/seed": seed}
+                for k in range(1, 6)]
+        if i == 3:  # this trial only has result.json, with the config nested in each row
+            (t / "result.json").write_text("".join(json.dumps({**r, "config": cfg}) + "\n"
+                                                   for r in rows))
+        else:
+            pd.DataFrame(rows).to_csv(t / "progress.csv", index=False)
+        if i == 4:
+            (t / "error.txt").write_text("Traceback: boom")
+    return exp
+
+
+def test_reads_a_plain_tune_experiment_without_ray(tmp_path: Path) -> None:
+    f = load(_tune_dir(tmp_path))
+    h = f.hist
+    assert f.kind == "tune" and f.curves
+    assert h["run"].nunique() == 4  # the errored trial is left out, with a warning
+    assert any("did not complete (1 errored)" in w for w in f.warnings)
+    assert len(h) == 20 and h["step"].max() == 500
+    assert f.keys == ["T"]  # seed, λ, Tune's bookkeeping and constants are not cell keys
+    assert set(h["cell"]) == {"T=10", "T=40"}
+    assert np.allclose(h["decay_per_step"], 1e-3 * h["weight_decay"])
+    assert np.allclose(h["lambda_norm"], h["decay_per_step"] / np.sqrt(64 / (5000 * h["T"])))
+
+
+def test_analysis_never_imports_ray_or_torch(tmp_path: Path) -> None:
+    exp = _tune_dir(tmp_path)
+    code = ("import sys, analysis, analysis.cli; analysis.analyze(sys.argv[1], n_boot=5); "
+            "bad = [m for m in ('ray', 'torch', 'trainer') if m in sys.modules]; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code, str(exp)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_reads_a_study_joining_history_to_results(tmp_path: Path) -> None:
+    res = small_study()
+    res = pd.concat([res, res.iloc[:2].assign(config_hash=["e1", "e2"], status="errored",
+                                              final_test_acc=np.nan)], ignore_index=True)
+    res["experiment"] = ["exp1"] * 20 + ["exp2"] * (len(res) - 20)  # bookkeeping, not a cell key
+    hist = make_history(res[res["status"] == "completed"], n_evals=10)
+    f = load(write_study(tmp_path / "study", res, hist))
+    assert f.kind == "study" and f.curves and f.unit == "weight_decay"
+    assert f.hist["run"].nunique() == len(res) - 2
+    assert len(f.hist) == 10 * (len(res) - 2)
+    assert f.keys == ["batch_size", "T"]
+    assert "final_test_acc" not in f.hist  # per-evaluation metrics come from history.csv
+
+
+def test_csv_and_parquet_tables_load_alike(tmp_path: Path) -> None:
+    df = small_study()
+    df.to_csv(tmp_path / "t.csv", index=False)
+    df.to_parquet(tmp_path / "t.parquet")
+    a, b = load(tmp_path / "t.csv").hist, load(tmp_path / "t.parquet").hist
+    cols = ["run", "cell", "lam", "seed", "T", "test_acc"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    assert not load(tmp_path / "t.csv").curves
+
+
+def test_other_decay_units_and_steps_convert(tmp_path: Path) -> None:
+    df = pd.DataFrame(dict(lambda_norm=[0.01, 0.04, 0.16], lr=1e-3, batch_size=64,
+                           train_size=5000, steps=7800, test_acc=[0.1, 0.9, 0.2]))
+    h = load(df).hist
+    assert h["T"].tolist() == [100.0] * 3  # steps / floor(B / b)
+    k = np.sqrt(64 / (5000 * 100))
+    assert np.allclose(h["decay_per_step"], h["lambda_norm"] * k)
+    assert np.allclose(h["weight_decay"], h["lambda_norm"] * k / 1e-3)
+    assert load(df.drop(columns="lr")).unit == "decay_per_step"
+
+
+def test_duplicate_configs_without_seed_are_taken_as_seeds() -> None:
+    df = pd.DataFrame(dict(weight_decay=[0.1, 0.1, 0.3, 0.3], test_acc=[0.5, 0.6, 0.7, 0.8]))
+    f = load(df)
+    assert sorted(f.hist["seed"]) == [0, 0, 1, 1]
+    assert f.hist["run"].nunique() == 4
+    assert any("taken as seeds" in w for w in f.warnings)
+
+
+def test_history_table_keeps_unknown_metrics_out_of_the_config() -> None:
+    df = pd.DataFrame(dict(weight_decay=0.1, seed=0, step=[1, 2, 3], test_acc=[0.1, 0.2, 0.3],
+                           grad_norm=[1.0, 2.0, 3.0], width=[256] * 3))
+    f = load(df)
+    assert f.hist["run"].nunique() == 1 and f.curves
+
+
+@pytest.mark.parametrize("name", ["x.json", "missing.csv"])
+def test_unreadable_paths_raise_a_one_line_error(tmp_path: Path, name: str) -> None:
+    from analysis import AnalysisError
+
+    if name.endswith(".json"):
+        (tmp_path / name).write_text("{}")
+    with pytest.raises(AnalysisError) as e:
+        load(tmp_path / name)
+    assert "\n" not in str(e.value)
