@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -106,6 +107,17 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
     log(plan.summary(spec.cpus_per_trial))
     if dry_run:
         return {"planned": len(plan.trials), "ran": 0}
+    fresh = not study.exists()
+    try:
+        return _run_locked(spec, plan, study, address, log)
+    except SpecError:
+        if fresh and study.exists():  # bad input found once Ray was up: leave no trace
+            shutil.rmtree(study)
+        raise
+
+
+def _run_locked(spec: Spec, plan: Plan, study: Path, address: str | None,
+                log) -> dict[str, Any]:
     with st.locked(study):
         state = st.read_state(study)
         stale = [e["name"] for e in state["experiments"] if e["status"] == "running"]
@@ -130,7 +142,10 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
                 cpus_per_trial=spec.cpus_per_trial, gpus_per_trial=spec.gpus_per_trial))
             st.write_json(study / st.STATE, state)
             tuner = _tuner(spec, plan, study, name, root)
-            return _finish(study, name, tuner.fit(), log)
+            t0 = time.perf_counter()
+            grid = tuner.fit()
+            log(f"{name}: Tune ran {len(plan.trials)} trials in {time.perf_counter() - t0:.1f} s")
+            return _finish(study, name, grid, log)
         finally:
             if started:
                 import ray

@@ -12,7 +12,7 @@ import pytest
 
 import sweep
 from sweep.plan import make_plan
-from sweep.spec import parse
+from sweep.spec import SpecError, parse
 
 SPEC = """
 name = "t"
@@ -158,3 +158,12 @@ def test_a_second_run_on_a_busy_study_refuses_and_corrupts_nothing(ray_address, 
     assert r.returncode == 2 and "in use by another wdsweep process" in r.stderr
     assert p.wait(timeout=600) == 0, p.stdout.read()
     assert_each_member_once(study, s)
+
+
+def test_gpus_asked_of_a_cluster_without_gpus_is_bad_input_and_leaves_nothing(ray_local,
+                                                                             tmp_path):
+    s = parse(SPEC.format(wds=[0.1], epochs=1, ckpt=8) + "[resources]\ngpus_per_trial = 1\n")
+    with pytest.raises(SpecError) as e:
+        sweep.run(s, tmp_path / "study")
+    assert e.value.key == "resources.gpus_per_trial" and "has 0 GPUs" in str(e.value)
+    assert not (tmp_path / "study").exists()
