@@ -246,7 +246,7 @@ def _error_text(r) -> str:
 
 
 def _save_spec(study: Path, spec: Spec, name: str) -> None:
-    from trainer.checkpoint import atomic_write_bytes
+    from trainer.fsutil import atomic_write_bytes
 
     (study / "specs").mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(study / "specs" / f"{name}.toml", spec.text.encode())

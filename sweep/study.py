@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from sweep.spec import SpecError
-from trainer.checkpoint import atomic_write_bytes
+from trainer.fsutil import atomic_write_bytes
 
 RESULTS, HISTORY, STATE, STATUS = "results.csv", "history.csv", "study.json", "status.json"
 

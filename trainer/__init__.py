@@ -5,13 +5,27 @@ Public API:
     preset, build, members    -- configs from presets and user strings
     train                     -- train a pack in memory (optionally checkpointed)
     run                       -- train a pack into a run directory (resumable)
+
+Configs and units import without torch (the sweep driver needs only those);
+`train`, `run` and `METRIC_COLUMNS` load torch on first use.
 """
 
+from typing import Any
+
 from trainer.config import PACKABLE, ConfigError, TrainConfig
-from trainer.loop import train
 from trainer.presets import PRESETS, build, members, preset
-from trainer.run import METRIC_COLUMNS, run
 from trainer.units import Decay, resolve_decay
+
+_LAZY = {"train": "trainer.loop", "run": "trainer.rundir", "METRIC_COLUMNS": "trainer.rundir"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trainer' has no attribute {name!r}")
+
 
 __all__ = [
     "PACKABLE", "PRESETS", "METRIC_COLUMNS", "ConfigError", "Decay", "TrainConfig", "build",

@@ -17,22 +17,10 @@ from typing import Any
 
 import torch
 
+from trainer.fsutil import atomic_write_bytes
+
 KEEP = 2
 _NAME = re.compile(r"^state-(\d+)\.pt$")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def save(ckpt_dir: Path, step: int, state: dict[str, Any]) -> Path:

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from trainer.run import METRIC_COLUMNS
+from trainer.rundir import METRIC_COLUMNS
 
 FAST = ["--preset", "tiny", "--set", "epochs=3", "--set", "threads=1"]
 

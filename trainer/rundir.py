@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.checkpoint import atomic_write_bytes
 from trainer.config import ConfigError, TrainConfig
+from trainer.fsutil import atomic_write_bytes
 from trainer.loop import Rows, check_pack, pick_device, train
 
 METRIC_COLUMNS = (
