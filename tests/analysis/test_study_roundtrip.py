@@ -31,13 +31,14 @@ def test_a_real_study_round_trips_into_the_analysis(ray_local, tmp_path, wdsweep
     study = tmp_path / "study"
     sweep.run(parse(SPEC), study)
     a = analysis.analyze(study, last=3)
-    assert len(a.runs) == 16  # every member once
+    assert len(a.runs) == 16 and a.runs.run.is_unique  # every member once
+    assert set(a.runs.run) == set(pd.read_csv(study / "results.csv").config_hash)
     assert set(a.runs["weight_decay"].round(12)) == {0.0, 0.01, 0.1, 1.0}
     assert len(a.cells) == 2  # batch 16 and 32; lambda and seed are not cell keys
     hist = pd.read_csv(study / "history.csv")
     one = hist[hist.config_hash == hist.config_hash.iloc[0]]
     want = one.sort_values("step").test_acc.tail(3).mean()
-    got = a.runs.set_index("config_hash").loc[one.config_hash.iloc[0], "test_acc"]
+    got = a.runs.set_index("run").loc[one.config_hash.iloc[0], "final_test_acc"]
     assert got == pytest.approx(want)  # the seed's "mean of the last N evaluations"
 
     r = wdsweep("analyze", study, "--out", tmp_path / "rep", "--last", "3", timeout=300)
