@@ -8,6 +8,8 @@ import re
 import shutil
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,15 @@ from sweep.plan import Plan, make_plan, member_from_dict
 from sweep.spec import Spec, SpecError
 
 
-def connect(address: str | None) -> bool:
-    """Start a local Ray sized to the machine, or join a cluster. True if we started it."""
+@contextmanager
+def connected(address: str | None) -> Iterator[None]:
+    """A local Ray sized to the machine, or a cluster at `address`; an existing
+    connection (a notebook, the tests) is used as is and left open."""
     import ray
 
     if ray.is_initialized():
-        return False
+        yield
+        return
     quiet()
     # Trials print nothing; their errors reach error.txt and the progress view.
     kw = dict(configure_logging=True, logging_level="WARNING", log_to_driver=False)
@@ -31,7 +36,10 @@ def connect(address: str | None) -> bool:
         ray.init(include_dashboard=False, **kw)
     else:
         ray.init(address=address, **kw)
-    return True
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def quiet() -> None:
@@ -127,8 +135,7 @@ def _run_locked(spec: Spec, plan: Plan, study: Path, address: str | None,
         if not plan.trials:
             log("nothing to run: every member of this spec is already completed")
             return {"planned": 0, "ran": 0}
-        started = connect(address)
-        try:
+        with connected(address):
             check_resources(spec)
             name = f"exp-{len(state['experiments']):03d}"
             root = spec.storage_uri(study)
@@ -146,11 +153,6 @@ def _run_locked(spec: Spec, plan: Plan, study: Path, address: str | None,
             grid = tuner.fit()
             log(f"{name}: Tune ran {len(plan.trials)} trials in {time.perf_counter() - t0:.1f} s")
             return _finish(study, name, grid, log)
-        finally:
-            if started:
-                import ray
-
-                ray.shutdown()
 
 
 def resume(study: Path, *, retry_errored: bool = False, address: str | None = None,
@@ -171,9 +173,8 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
         if state.get("ray_version") not in (None, _ray_version()):
             log(f"WARNING: this study was run with Ray {state['ray_version']}, this is "
                 f"{_ray_version()}: experiments may not restore across versions")
-        started = connect(address)
-        try:
-            out: dict[str, Any] = {"resumed": 0}
+        with connected(address):
+            out = dict.fromkeys(("resumed", "completed", "errored", "errored_trials"), 0)
             for e in todo:
                 path, fs = storage(e["uri"])
                 if not tune.Tuner.can_restore(path, storage_filesystem=fs):
@@ -184,14 +185,9 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
                                            resume_unfinished=True, resume_errored=retry_errored,
                                            restart_errored=False, storage_filesystem=fs)
                 log(f"resuming {e['name']}")
-                out = _finish(study, e["name"], tuner.fit(), log)
-                out["resumed"] = 1
+                got = _finish(study, e["name"], tuner.fit(), log)
+                out = {k: v + got.get(k, 1 if k == "resumed" else 0) for k, v in out.items()}
             return out
-        finally:
-            if started:
-                import ray
-
-                ray.shutdown()
 
 
 def _finish(study: Path, name: str, grid, log) -> dict[str, Any]:
