@@ -27,7 +27,15 @@ def run(args: argparse.Namespace) -> int:
     if args.study.exists() and not args.study.is_dir():
         raise UsageError(f"--study: {args.study} exists and is not a directory")
     out = _driver.run(spec, args.study, address=args.address, dry_run=args.dry_run)
-    if not args.dry_run and not args.no_report and (args.study / "results.csv").exists():
+    return _after(args, out)
+
+
+def _after(args: argparse.Namespace, out: dict) -> int:
+    """Exit status: 130 when interrupted (resume later), 1 with errored members."""
+    if out.get("unfinished_trials"):
+        return 130
+    if not getattr(args, "dry_run", False) and not args.no_report and \
+            (args.study / "results.csv").exists() and (out.get("ran", 1) or out.get("resumed")):
         _report(args.study)
     return 1 if out.get("errored") else 0
 
@@ -38,9 +46,7 @@ def resume(args: argparse.Namespace) -> int:
     if not (args.study / "study.json").exists():
         raise UsageError(f"study: {args.study} is not a wdsweep study (no study.json)")
     out = _driver.resume(args.study, retry_errored=args.retry_errored, address=args.address)
-    if out.get("resumed") and not args.no_report:
-        _report(args.study)
-    return 1 if out.get("errored") else 0
+    return _after(args, out)
 
 
 def status(args: argparse.Namespace) -> int:

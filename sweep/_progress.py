@@ -15,6 +15,14 @@ _STATE = {"PENDING": "pending", "RUNNING": "running", "TERMINATED": "completed",
           "ERROR": "errored", "PAUSED": "pending"}
 
 
+def _state(trial: Any) -> str:
+    """Tune calls a trial stopped by Ctrl-C TERMINATED too: completed means finished."""
+    s = _STATE.get(trial.status, "pending")
+    if s == "completed" and not (trial.last_result or {}).get("finished"):
+        return "pending"
+    return s
+
+
 def _members(trial: Any) -> int:
     return len(trial.config["trial"]["members"])
 
@@ -29,6 +37,9 @@ class Progress(Callback):
         self.steps: dict[str, int] = {}  # trial id -> member-steps done (this driver)
 
     # Tune hooks ------------------------------------------------------------------
+    def setup(self, **info):  # also on restore: the clock starts with this driver
+        self.t0, self.last, self.steps = time.monotonic(), 0.0, {}
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.steps[trial.trial_id] = int(result.get("step", 0)) * _members(trial)
 
@@ -50,7 +61,7 @@ class Progress(Callback):
         c = {k: 0 for k in ("completed", "running", "pending", "errored")}
         m = dict(c)
         for t in trials:
-            s = _STATE.get(t.status, "pending")
+            s = _state(t)
             c[s] += 1
             m[s] += _members(t)
         return {"trials": c, "members": m}
@@ -78,7 +89,7 @@ class Progress(Callback):
 def _row(t: Any) -> dict[str, Any]:
     r = t.last_result or {}
     return {"trial_id": t.trial_id, "key": t.config["trial"]["key"],
-            "status": _STATE.get(t.status, "pending"), "members": _members(t),
+            "status": _state(t), "members": _members(t),
             "step": r.get("step", 0), "total_steps": r.get("total_steps"),
             "test_acc_mean": r.get("test_acc_mean"), "node": r.get("node")}
 

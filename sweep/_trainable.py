@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,9 +48,14 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
     t_start = time.perf_counter()
     latest: dict[str, Any] = {"resumed_from": 0}
 
-    def log(line: str) -> None:  # the trainer says where it resumed; nothing else is kept
+    def log(line: str) -> None:
+        """Keep where the trainer resumed and every warning (results.csv shows them);
+        progress lines are dropped: the driver shows its own progress view."""
         if line.startswith("resumed at step"):
             latest["resumed_from"] = int(line.split()[3].split("/")[0])
+        elif line.startswith("WARNING"):
+            print(line, file=sys.stderr, flush=True)
+            latest["warnings"] = (latest.get("warnings", "") + line + "\n")[-4000:]
 
     def on_eval(rows: list[dict[str, Any]]) -> None:
         _maybe_fail(rows[0]["step"], members)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from trainer import ConfigError, preset
 from trainer.config import DECAY_KEYS, FIELDS
@@ -36,14 +36,16 @@ class Spec:
     pack: int = 8
     checkpoint_every: int = 2000
     max_failures: int = 2
-    storage: str | None = None  # None: STUDY/experiments; relative paths are under the study
+    # Where Tune experiments go (under <storage>/<study id>/): None means
+    # STUDY/experiments; a relative path is under the study; or NFS, or s3://.
+    storage: str | None = None
     text: str = ""  # the TOML as given, saved with the study
 
     def storage_uri(self, study: Path) -> str:
         if self.storage is None:
             return str((study / "experiments").resolve())
         if "://" in self.storage:
-            return self.storage.rstrip("/") + f"/{self.name}"
+            return self.storage.rstrip("/")
         p = Path(self.storage).expanduser()
         return str((p if p.is_absolute() else study / p).resolve())
 

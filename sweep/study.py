@@ -31,6 +31,13 @@ class StudyBusy(SpecError):
     pass
 
 
+def refuse_if_busy(study: Path) -> None:
+    if is_locked(study):
+        pid = (study / ".lock").read_text().strip() or "?"
+        raise StudyBusy("--study", f"{study} is in use by another wdsweep process "
+                        f"(pid {pid}); wait for it or stop it first")
+
+
 @contextmanager
 def locked(study: Path) -> Iterator[None]:
     """Exclusive use of a study; a second run/resume refuses instead of corrupting it."""
@@ -72,9 +79,20 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=2, default=str).encode())
 
 
+_IDS = {"config_hash": str, "trial_id": str}  # hex ids that pandas could read as numbers
+
+
 def read_results(study: Path) -> pd.DataFrame:
     p = study / RESULTS
-    return pd.read_csv(p) if p.exists() else pd.DataFrame()
+    return pd.read_csv(p, dtype=_IDS) if p.exists() else pd.DataFrame()
+
+
+def set_experiment_status(study: Path, name: str, status: str) -> None:
+    state = read_state(study)
+    for e in state["experiments"]:
+        if e["name"] == name:
+            e["status"] = status
+    write_json(study / STATE, state)
 
 
 def completed_hashes(study: Path) -> set[str]:
@@ -85,7 +103,8 @@ def completed_hashes(study: Path) -> set[str]:
 def merge_results(study: Path, rows: list[dict[str, Any]], history: pd.DataFrame) -> None:
     """Fold a finished experiment's members into the tables: one row per member.
 
-    A completed row is never replaced; an errored row is replaced by a newer one.
+    The first completed row of a member is kept for good; an errored row is replaced
+    by any newer row.
     History rows are kept only for members whose completed row they belong to.
     """
     old = read_results(study)
@@ -93,14 +112,17 @@ def merge_results(study: Path, rows: list[dict[str, Any]], history: pd.DataFrame
     both = pd.concat([old, new], ignore_index=True) if not old.empty else new
     if both.empty:
         return
+    # Completed rows first, oldest first; other rows newest first.
     rank = both["status"].map({"completed": 0}).fillna(1)
-    both = (both.assign(_rank=rank, _order=range(len(both)))
-            .sort_values(["_rank", "_order"], ascending=[True, False])
+    order = pd.Series(range(len(both)), index=both.index)
+    tiebreak = order.where(rank == 0, -order)
+    both = (both.assign(_rank=rank, _tie=tiebreak, _order=order)
+            .sort_values(["_rank", "_tie"])
             .drop_duplicates("config_hash").sort_values("_order")
-            .drop(columns=["_rank", "_order"]))
+            .drop(columns=["_rank", "_tie", "_order"]))
     done = set(both.loc[both.status == "completed", "config_hash"])
     hist_path = study / HISTORY
-    old_h = pd.read_csv(hist_path) if hist_path.exists() else pd.DataFrame()
+    old_h = pd.read_csv(hist_path, dtype=_IDS) if hist_path.exists() else pd.DataFrame()
     have = set(old_h["config_hash"]) if not old_h.empty else set()
     add = history[history.config_hash.isin(done - have)] if not history.empty else history
     hist = pd.concat([old_h, add], ignore_index=True) if not old_h.empty else add

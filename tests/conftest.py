@@ -24,7 +24,7 @@ def ray_local(fault_dir):
     address lets CLI subprocesses join it as drivers (`--address`)."""
     import ray
 
-    from sweep._driver import quiet
+    from sweep._ray import quiet
 
     quiet()
     if not ray.is_initialized():

@@ -13,7 +13,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 import sweep
-from sweep._driver import quiet
+from sweep._ray import quiet
 from sweep.spec import parse
 
 SPEC = """

@@ -59,7 +59,7 @@ def test_a_sweep_stores_its_experiments_in_s3_and_collects_results(tmp_path, s3_
     assert set(res.config_hash) == {m.config_hash() for m in make_plan(parse(SPEC)).members}
     assert (res.status == "completed").all()
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="wdsweep-test",
-                                                 Prefix="studies/s3t/exp-000/")["Contents"]]
-    assert any(k.endswith("tuner.pkl") for k in keys)
+                                                 Prefix="studies/s3t-")["Contents"]]
+    assert any(k.endswith("/exp-000/tuner.pkl") for k in keys)
     assert any("/checkpoint_" in k and k.endswith("metrics.csv") for k in keys)
     assert not (study / "experiments").exists()  # nothing went to local storage

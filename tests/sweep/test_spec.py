@@ -54,6 +54,15 @@ def test_toml_syntax_errors_give_the_line():
     assert "line" in str(e.value)
 
 
+def test_an_unreachable_address_is_bad_input_before_anything_is_written(tmp_path, wdsweep):
+    spec = tmp_path / "s.toml"
+    spec.write_text(GOOD)
+    r = wdsweep("run", spec, "--study", tmp_path / "study", "--address", "127.0.0.1:1",
+                timeout=120)
+    assert r.returncode == 2 and "--address: cannot reach Ray" in r.stderr, r.stderr
+    assert not (tmp_path / "study").exists()
+
+
 @pytest.mark.parametrize("spec_text, needle", [
     ("name = \"t\"\n[grid]\nseed = []\n", "grid.seed"),
     ("name = \"t\"\n[run]\npack = 0\n", "run.pack"),

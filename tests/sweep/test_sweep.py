@@ -90,7 +90,9 @@ def test_an_erroring_trial_is_recorded_and_retried_from_its_checkpoint(ray_local
     fault.unlink()
     out = sweep.resume(study, retry_errored=True)
     assert out["completed"] == 4
-    assert_each_member_once(study, s)
+    res = assert_each_member_once(study, s).set_index("config_hash")
+    # The fault fires at the step-40 evaluation, before that step's checkpoint: step 32.
+    assert res.loc[victim.config_hash(), "resumed_from"] == 32
 
 
 def _driver(args, cli_env):
@@ -107,9 +109,16 @@ def _wait_for(pred, timeout=120):
     return False
 
 
+def _experiment_dir(study: Path, name: str = "exp-000") -> Path:
+    (e,) = [e for e in json.loads((study / "study.json").read_text())["experiments"]
+            if e["name"] == name]
+    return Path(e["uri"])
+
+
 @pytest.mark.slow
-def test_sigkill_of_the_driver_then_resume_loses_and_duplicates_nothing(
-        ray_address, tmp_path, cli_env):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_killed_or_interrupted_driver_then_resume_loses_and_duplicates_nothing(
+        ray_address, tmp_path, cli_env, sig):
     s = spec(wds=(0.0, 0.1, 0.3, 1.0), epochs=60, ckpt=40)
     spec_file, study = tmp_path / "s.toml", tmp_path / "study"
     spec_file.write_text(s.text)
@@ -124,16 +133,21 @@ def test_sigkill_of_the_driver_then_resume_loses_and_duplicates_nothing(
         return c["completed"] >= 1 and c["running"] + c["pending"] >= 1
 
     assert _wait_for(some_done_some_running), p.communicate()[0]
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    p.send_signal(sig)
+    rc = p.wait(timeout=120)
     live = json.loads(status.read_text())["per_trial"]
     finished = [t["key"] for t in live if t["status"] == "completed"]
-    exp = study / "experiments" / "exp-000"
+    exp = _experiment_dir(study)
     stamps = {k: sorted(c.stat().st_mtime_ns for c in (exp / f"trial-{k}").glob("checkpoint_*"))
               for k in finished}
-    assert not (study / "results.csv").exists()
     st = sweep.status(study)
-    assert st["completed"] == 0 and st["total"] == 8 and not st["driver_alive"]
+    assert st["total"] == 8 and not st["driver_alive"] and st["completed"] < 8
+    if sig == signal.SIGKILL:
+        assert not (study / "results.csv").exists() and st["completed"] == 0
+    else:  # Tune stops the trials; only the ones that reached their last step count
+        assert rc == 130, p.stdout.read()
+        done = pd.read_csv(study / "results.csv") if (study / "results.csv").exists() else None
+        assert done is None or (done.status == "completed").all()
 
     r = subprocess.run([sys.executable, "-m", "sweep.cli", "resume", study, "--address",
                         ray_address, "--no-report"], env=cli_env, capture_output=True,
@@ -167,3 +181,15 @@ def test_gpus_asked_of_a_cluster_without_gpus_is_bad_input_and_leaves_nothing(ra
         sweep.run(s, tmp_path / "study")
     assert e.value.key == "resources.gpus_per_trial" and "has 0 GPUs" in str(e.value)
     assert not (tmp_path / "study").exists()
+
+
+def test_two_studies_sharing_one_storage_root_do_not_collide(ray_local, tmp_path):
+    shared = tmp_path / "shared-runs"
+    s = parse(SPEC.format(wds=[0.0, 0.1], epochs=2, ckpt=8)
+              + f'storage = "{shared}"\n')
+    sweep.run(s, tmp_path / "a")
+    sweep.run(s, tmp_path / "b")
+    ua, ub = _experiment_dir(tmp_path / "a"), _experiment_dir(tmp_path / "b")
+    assert ua != ub and ua.parent.parent == ub.parent.parent == shared
+    for study in ("a", "b"):
+        assert_each_member_once(tmp_path / study, s)

@@ -1,0 +1,73 @@
+"""Fold a Tune run's results into the study: one row per member, exactly once.
+
+A trial counts as completed only when its last report says `finished` (the
+trainer reached its final step). A trial stopped early -- Ctrl-C, SIGTERM, a
+driver that exits -- is neither completed nor errored: it stays with its
+experiment, which stays `running`, so `wdsweep resume` continues it.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sweep import study as st
+from sweep.plan import member_from_dict
+
+_FINAL = ("train_acc", "test_acc", "val_acc", "train_loss", "test_loss", "weight_norm")
+_INFO = ("node", "resumed_from", "train_seconds", "warnings")
+
+
+def collect(study: Path, name: str, grid, log) -> dict[str, Any]:
+    rows, hist = [], []
+    n = {"completed_trials": 0, "errored_trials": 0, "unfinished_trials": 0}
+    for r in grid:
+        members = [member_from_dict(d) for d in r.config["trial"]["members"]]
+        key = r.config["trial"]["key"]
+        metrics = r.metrics or {}
+        if r.error is None and r.checkpoint is not None and metrics.get("finished"):
+            with r.checkpoint.as_directory() as d:
+                h = pd.read_csv(Path(d) / "metrics.csv", dtype={"config_hash": str})
+            hist.append(h)
+            last = h[h.step == h.step.max()].set_index("config_hash")
+            info = {k: metrics.get(k) for k in _INFO}
+            rows += [dict(_row(m, key, name, "completed"), **info,
+                          **{f"final_{c}": last.loc[m.config_hash(), c] for c in _FINAL})
+                     for m in members]
+            n["completed_trials"] += 1
+        elif r.error is not None:
+            rows += [dict(_row(m, key, name, "errored"), error=_error_text(r))
+                     for m in members]
+            n["errored_trials"] += 1
+        else:
+            n["unfinished_trials"] += 1
+    st.merge_results(study, rows, pd.concat(hist, ignore_index=True) if hist else
+                     pd.DataFrame())
+    status = ("running" if n["unfinished_trials"] else
+              "errored" if n["errored_trials"] else "finished")
+    st.set_experiment_status(study, name, status)
+    done = sum(r["status"] == "completed" for r in rows)
+    log(f"{name}: {done} members completed, {len(rows) - done} errored "
+        f"({n['errored_trials']} trials); results in {study / st.RESULTS}")
+    if n["unfinished_trials"]:
+        log(f"{name}: interrupted with {n['unfinished_trials']} trials unfinished; "
+            f"continue with `wdsweep resume {study}`")
+    return {"completed": done, "errored": len(rows) - done, **n}
+
+
+def _row(m, key: str, exp: str, status: str) -> dict[str, Any]:
+    r = m.resolved()
+    r["train_digits"] = ",".join(map(str, m.train_digits))
+    r["test_digits"] = ",".join(map(str, m.test_digits))
+    return dict(config_hash=m.config_hash(), status=status, trial_id=key, experiment=exp, **r)
+
+
+def _error_text(r) -> str:
+    p = Path(r.path) / "error.txt" if r.path and "://" not in str(r.path) else None
+    text = p.read_text() if p is not None and p.exists() else "".join(
+        traceback.format_exception(r.error))
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)[-16000:]  # no terminal colours in a table

@@ -1,0 +1,129 @@
+"""Ray-facing helpers: the connection, what the cluster can run, where Tune stores."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sweep.spec import Spec, SpecError
+
+
+def quiet() -> None:
+    """Ray's own tables and per-checkpoint warnings would bury the progress view."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+@contextmanager
+def connected(address: str | None) -> Iterator[None]:
+    """A local Ray sized to the machine, or a cluster at `address`; an existing
+    connection (a notebook, the tests) is used as is and left open."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    quiet()
+    _check_reachable(address)
+    # Trials print nothing; their errors reach error.txt and the progress view.
+    kw: dict[str, Any] = dict(configure_logging=True, logging_level="WARNING",
+                              log_to_driver=False)
+    try:
+        if address is None:
+            ray.init(include_dashboard=False, **kw)
+        else:
+            ray.init(address=address, **kw)
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        where = address or "a new local instance"
+        raise SpecError("--address", f"cannot connect to Ray at {where}: {first}; allowed: "
+                        "auto, host:port, ray://host:port") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Ray retries an unreachable GCS for minutes; a host:port that refuses a TCP
+    connection is bad input now."""
+    if address is None or address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SpecError("--address", f"got {address!r}; allowed: auto, host:port, "
+                        "ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise SpecError("--address", f"cannot reach Ray at {address} ({e.strerror or e}); "
+                        "allowed: auto, host:port, ray://host:port") from None
+
+
+def _largest_node() -> dict[str, float]:
+    import ray
+
+    best: dict[str, float] = {"CPU": 0.0, "GPU": 0.0}
+    for n in ray.nodes():
+        if n.get("Alive"):
+            for k in best:
+                best[k] = max(best[k], n["Resources"].get(k, 0.0))
+    return best
+
+
+def _autoscaler_max() -> dict[str, float] | None:
+    """What an autoscaling cluster could grow to (None when it does not autoscale)."""
+    try:  # private API: absent or moved in other Ray versions -> treat as fixed-size
+        from ray._private.state import state
+
+        return state.get_max_resources_from_cluster_config()
+    except (ImportError, AttributeError):
+        return None
+
+
+def check_resources(spec: Spec, log=print) -> None:
+    """A trial must fit on one node: bad input when no node (present or, on an
+    autoscaling cluster, launchable) can hold it."""
+    import ray
+
+    node, grow = _largest_node(), _autoscaler_max()
+    for key, field, unit in (("GPU", "resources.gpus_per_trial", "GPUs"),
+                             ("CPU", "resources.cpus_per_trial", "CPUs")):
+        want = spec.gpus_per_trial if key == "GPU" else spec.cpus_per_trial
+        if want <= node[key]:
+            continue
+        if grow is not None and grow.get(key, 0) >= want:
+            log(f"WARNING: no node has {want:g} {unit} now; trials wait for the autoscaler")
+            continue
+        raise SpecError(field, f"got {want:g} but the largest node has {node[key]:g} {unit}; "
+                        f"allowed: at most {node[key]:g} here, or a cluster with larger nodes")
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    if len(alive) > 1 and spec.storage is None:
+        log(f"WARNING: {len(alive)} Ray nodes and no run.storage: the study's experiments "
+            "directory must be on storage every node shares (NFS), or set "
+            "run.storage = 's3://...'")
+
+
+def storage(uri: str) -> tuple[str, Any]:
+    """Tune's (storage_path, storage_filesystem): local paths, or s3:// via pyarrow."""
+    if uri.startswith("s3://"):
+        from pyarrow import fs
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+        kw = {"endpoint_override": endpoint} if endpoint else {}
+        if endpoint and endpoint.startswith("http://"):
+            kw["scheme"] = "http"
+        return uri.removeprefix("s3://"), fs.S3FileSystem(**kw)
+    Path(uri).mkdir(parents=True, exist_ok=True)
+    return uri, None
+
+
+def ray_version() -> str:
+    import ray
+
+    return ray.__version__
