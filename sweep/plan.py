@@ -82,9 +82,12 @@ def expand(spec: Spec) -> list[TrainConfig]:
 
 
 def _cell_key(m: TrainConfig) -> str:
+    """Members with equal keys share trials. bn_eps splits them although the trainer
+    can pack it: with mixed eps batch norm takes a hand-written path, and a member's
+    float32 numbers would then depend on its pack-mates."""
     c = m.canonical()
     return repr(sorted((k, v) for k, v in c.items() if k not in PACKABLE
-                       and k != "weight_decay"))
+                       and k != "weight_decay" or k == "bn_eps"))
 
 
 def make_plan(spec: Spec, completed: set[str] = frozenset()) -> Plan:  # type: ignore[assignment]

@@ -9,6 +9,7 @@ checksum or will not load, the one before it is used and the failure reported.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from collections.abc import Callable
@@ -65,7 +66,7 @@ def _load_verified(path: Path) -> dict[str, Any]:
     side = path.with_suffix(".sha256")
     if not side.exists() or side.read_text().strip() != hashlib.sha256(data).hexdigest():
         raise ValueError("checksum mismatch (truncated or corrupt)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # the bytes checked
     if not isinstance(state, dict) or "step" not in state:
         raise ValueError("not a wdsweep checkpoint")
     return state

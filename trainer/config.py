@@ -50,7 +50,6 @@ class TrainConfig:
     bits: int = 32  # bits per number, LSB first
     noise: float = 0.0  # probability that a training label bit is replaced by a random bit
     modulus: int = 97  # modular_add: p
-    train_frac: float = 0.5  # modular_add: fraction of the p^2 pairs used for training
     # model
     width: int = 256
     depth: int = 2  # residual blocks
@@ -188,8 +187,9 @@ def _validate(c: TrainConfig) -> None:
             raise ConfigError(key, f"got {v}; must be in [0, 1)")
     if not (0 <= c.noise <= 1):
         raise ConfigError("noise", f"got {c.noise}; must be in [0, 1]")
-    if not (0 < c.train_frac < 1):
-        raise ConfigError("train_frac", f"got {c.train_frac}; must be in (0, 1)")
+    if c.task == "modular_add" and c.train_size >= c.modulus**2:
+        raise ConfigError("train_size", f"got {c.train_size}; modular_add trains on train_size "
+                          f"of the modulus^2 = {c.modulus**2} pairs: must be < {c.modulus**2}")
     given = [k for k in DECAY_KEYS if getattr(c, k) is not None]
     if len(given) > 1:
         raise ConfigError(given[1], f"give only one decay unit, got {' and '.join(given)}; "

@@ -57,6 +57,9 @@ def load_data(members: Sequence[TrainConfig], device: torch.device) -> dict[str,
     for m in members:  # members sharing a data seed share one generated dataset
         cache.setdefault(m.effective_data_seed, task.make(cfg, m.effective_data_seed))
     per = [cache[m.effective_data_seed] for m in members]
+    if len(per[0].train.x) != cfg.train_size:  # B drives the schedule and the units
+        raise ConfigError("train_size", f"{cfg.task} made {len(per[0].train.x)} training "
+                          f"examples for train_size {cfg.train_size}")
     return {name: Batches(torch.stack([getattr(d, name).x for d in per], 1).to(device),
                           torch.stack([getattr(d, name).y for d in per], 1).to(device))
             for name in ("train", "val", "test")}
@@ -147,6 +150,8 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
             log(_progress(rows, S, 1e3 * wall / max(step, 1)))
             t0 = time.perf_counter()  # evaluation time is not training time
         if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == S):
+            now = time.perf_counter()
+            wall, t0 = wall + (now - t0), now  # a resume continues the clock from here
             st = dict(format=1, step=step, model=model.state(), opt=opt.state(),
                       history=history, wall=wall, acc_sum=acc_sum.cpu(), acc_n=acc_n,
                       rng=torch.get_rng_state(),
@@ -155,6 +160,7 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
             path = checkpoint.save(ckpt_dir, step, st)
             if on_checkpoint is not None:
                 on_checkpoint(path, step)
+            t0 = time.perf_counter()  # saving is not training time
     return history
 
 

@@ -63,10 +63,10 @@ def test_label_noise_flips_about_half_the_noised_bits_on_train_only():
 
 
 def test_modular_addition_covers_all_pairs_once():
-    cfg = build(preset("modular"), {"modulus": 11})
+    cfg = build(preset("modular"), {"modulus": 11, "train_size": 60, "batch_size": 32})
     d = get("modular_add").make(cfg, 0)
     n = len(d.train.x) + len(d.val.x) + len(d.test.x)
-    assert n == 121
+    assert n == 121 and len(d.train.x) == 60
     x = torch.cat([d.train.x, d.val.x, d.test.x])
     a, b = x[:, :11].argmax(1), x[:, 11:].argmax(1)
     assert len(set(zip(a.tolist(), b.tolist()))) == 121

@@ -2,7 +2,8 @@
 
 Input: one-hot a and one-hot b (2p); target: the bits of (a + b) mod p, so the
 seed's sigmoid/MSE/exact-match machinery applies unchanged. A random
-`train_frac` of all p^2 pairs trains; the rest is split evenly into val/test.
+`train_size` (B) of the p^2 pairs, drawn at random, train (the train fraction is
+B / p^2); the rest is split evenly into val/test.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class ModularAdd:
         a, b = order // p, order % p
         eye = torch.eye(p)
         x, y = torch.cat([eye[a], eye[b]], 1), int_bits((a + b) % p, n_out)
-        n_train = max(1, round(cfg.train_frac * p * p))
+        n_train = cfg.train_size  # < p^2, checked by TrainConfig
         n_val = (p * p - n_train) // 2
         val, test = slice(n_train, n_train + n_val), slice(n_train + n_val, None)
         train_y = add_label_noise(y[:n_train], cfg.noise, gen)
