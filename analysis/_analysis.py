@@ -90,7 +90,12 @@ def _checks(runs: pd.DataFrame, cells: pd.DataFrame, keys: list[str], unit: str,
         w.append(f"{n} of {len(cells)} cells have their best λ at the edge of the grid "
                  "(see the extend column): they are left out of the fit")
     if len(cells) and (cells["n_seeds"] <= 1).all():
-        w.append("one seed per cell: no intervals over seeds; the fit weighs cells equally")
+        w.append("one seed per cell: no intervals over seeds; the fit weighs cells only by "
+                 "their λ grid step")
+    elif len(cells) and (cells["n_seeds"] < 3).any():
+        w.append(f"{int((cells['n_seeds'] < 3).sum())} of {len(cells)} cells have fewer than 3 "
+                 "seeds: a bootstrap over 2 seeds has 3 distinct resamples, so their "
+                 "intervals (and the fit's weights) are indicative, not calibrated 95%")
     if not curves:
         w.append("no per-evaluation history: final metrics as given (not a mean over the "
                  "last evaluations); no delays, no collapse events, no training curves")

@@ -131,6 +131,8 @@ def _tune(trials: list[Path]) -> Raw:
         for k, v in cfg.items():
             m[k] = v
         m["run"] = t.name
+        # Ray 2.60 writes done=False even in a finished trial's last row, so a trial that
+        # reported is taken as finished; one stopped early cannot be told apart here.
         m["status"] = "errored" if errored else ("completed" if reported else "pending")
         frames.append(m)
     df = pd.concat(frames, ignore_index=True)

@@ -78,8 +78,12 @@ def _num(df: pd.DataFrame, c: str) -> pd.Series:
 
 
 def _finals_as_metrics(df: pd.DataFrame) -> pd.DataFrame:
+    """final_X columns stand in for X where a run has no evaluation rows."""
     finals = {c: c[len("final_"):] for c in df.columns if c.startswith("final_")}
     clash = [c for c, m in finals.items() if m in df]
+    no_history = df["step"].isna() if "step" in df else pd.Series(True, index=df.index)
+    for c in clash:
+        df[finals[c]] = df[finals[c]].where(~no_history, df[c])
     keep = {c: m for c, m in finals.items() if c not in clash}
     return df.drop(columns=clash).rename(columns=keep)
 

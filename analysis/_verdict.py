@@ -37,7 +37,8 @@ def _exponents(fit: dict[str, Any]) -> str:
          f"Across {fit['n_cells']} usable cells no scaling axis varies, so no exponent is "
          "identified.")
     if known and unknown:
-        s += f" The exponent of {', '.join(unknown)} is not identified (it does not vary)."
+        s += (f" The exponent of {', '.join(unknown)} is not identified (it does not vary, "
+              "or not independently of the others, across the usable cells).")
     return s
 
 

@@ -39,9 +39,12 @@ def test_lambda_norm_interval_covers_truth_and_converts_to_weight_decay(fits: di
     lam = fits["sqrt"]["lambda_norm"]
     assert lam["ci_low"] <= LAMBDA_NORM <= lam["ci_high"]
     wd = lam["weight_decay"]
-    expect = to_weight_decay(lam["estimate"], wd["lr"], wd["batch_size"], wd["train_size"],
-                             wd["epochs"])
+    # wd = lambda_norm * sqrt(b / (B T)) / lr, written out (not via to_weight_decay)
+    expect = lam["estimate"] * (wd["batch_size"] / (wd["train_size"] * wd["epochs"])) ** 0.5 \
+        / wd["lr"]
     assert wd["estimate"] == pytest.approx(expect)
+    assert to_weight_decay(0.04, 1e-3, 64, 4000, 50) == pytest.approx(0.04 * (64 / 2e5) ** 0.5
+                                                                     / 1e-3)
     assert wd["units"] == "PyTorch AdamW weight_decay"
 
 
