@@ -2,14 +2,16 @@
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-# Set TORCH= (empty) on a GPU machine to keep the CUDA torch you have.
+# GPU machine: `TORCH=` skips the pinned wheel (pip then takes PyPI's default
+# build); add `VENV_FLAGS=--system-site-packages` to use the torch already installed.
 TORCH   ?= requirements/torch.txt
+VENV_FLAGS ?=
 STAMP   := $(VENV)/.installed
 
 .PHONY: install demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml $(TORCH)
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(if $(TORCH),$(BIN)/python -m pip install -q -r $(TORCH))
 	$(BIN)/python -m pip install -q -e '.[dev]'
