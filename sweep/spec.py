@@ -117,9 +117,17 @@ def _table(raw: dict, key: str) -> dict:
     return t
 
 
+# Trainer keys the sweep sets from its own sections (a value in [fixed]/[grid]
+# would be overridden, so it is refused instead).
+SET_BY_SWEEP = {"checkpoint_every": "run.checkpoint_every",
+                "threads": "resources.cpus_per_trial", "device": "resources.gpus_per_trial"}
+
+
 def _check_key(where: str, key: str) -> None:
     if key not in FIELDS:
         raise SpecError(where, f"unknown trainer key; allowed: {', '.join(sorted(FIELDS))}")
+    if key in SET_BY_SWEEP:
+        raise SpecError(where, f"set by the sweep; use {SET_BY_SWEEP[key]} instead")
 
 
 def _axis(key: str, v: Any) -> list[Any]:

@@ -39,6 +39,8 @@ def test_log_axes_expand_to_geometric_grids():
     (("[fixed]", "[run]\nspeed = 1\n[fixed]"), "run.speed"),
     (("[fixed]", "[resources]\ngpus_per_trial = -1\n[fixed]"), "resources.gpus_per_trial"),
     (("preset = \"tiny\"", "preset = \"huge\""), "preset"),
+    (("[fixed]", "[fixed]\ndevice = \"cuda\""), "fixed.device"),
+    (("[grid]", "[grid]\ncheckpoint_every = [5, 10]"), "grid.checkpoint_every"),
     (("seed = [0, 1]", "seed = [0, 1]\nbatch_size = [32, 4096]"), "grid.batch_size"),
 ])
 def test_bad_specs_name_the_field(edit, field):
