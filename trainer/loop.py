@@ -75,11 +75,12 @@ def scores(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 def train(members: Sequence[TrainConfig], out: Path | None = None, *,
           on_eval: Callable[[Rows], None] | None = None,
-          on_checkpoint: Callable[[Path, int], None] | None = None,
+          on_checkpoint: Callable[[Path, int, Rows], None] | None = None,
           log: Callable[[str], None] = print) -> Rows:
     """Train the members together; return their metric history (one row per
     member per evaluation). With `out`, checkpoints go to out/checkpoints and a
-    rerun continues from the newest good one, ending bit-identical."""
+    rerun continues from the newest good one, ending bit-identical.
+    `on_checkpoint(path, step, history)` runs after each checkpoint is saved."""
     check_pack(members)
     cfg = members[0]
     torch.set_num_threads(cfg.threads or available_cpus())
@@ -150,8 +151,7 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
             log(_progress(rows, S, 1e3 * wall / max(step, 1)))
             t0 = time.perf_counter()  # evaluation time is not training time
         if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == S):
-            now = time.perf_counter()
-            wall, t0 = wall + (now - t0), now  # a resume continues the clock from here
+            wall += time.perf_counter() - t0  # a resume continues the clock from here
             st = dict(format=1, step=step, model=model.state(), opt=opt.state(),
                       history=history, wall=wall, acc_sum=acc_sum.cpu(), acc_n=acc_n,
                       rng=torch.get_rng_state(),
@@ -159,7 +159,7 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
                          else {}))
             path = checkpoint.save(ckpt_dir, step, st)
             if on_checkpoint is not None:
-                on_checkpoint(path, step)
+                on_checkpoint(path, step, history)
             t0 = time.perf_counter()  # saving is not training time
     return history
 

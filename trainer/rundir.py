@@ -86,9 +86,9 @@ def run(members: Sequence[TrainConfig], out: Path, *, log: Callable[[str], None]
     atomic_write_bytes(out / "config.json", json.dumps(describe(members, "running"),
                                                         indent=2).encode())
 
-    def _checkpointed(path: Path, step: int) -> None:
+    def _checkpointed(path: Path, step: int, history: Rows) -> None:
         # metrics.csv follows the checkpoint, so it never holds rows a resume would redo.
-        atomic_write_bytes(out / "metrics.csv", metrics_csv(history_of(path)))
+        atomic_write_bytes(out / "metrics.csv", metrics_csv(history))
         if on_checkpoint is not None:
             on_checkpoint(path, step)
 
@@ -97,7 +97,3 @@ def run(members: Sequence[TrainConfig], out: Path, *, log: Callable[[str], None]
     atomic_write_bytes(out / "config.json", json.dumps(describe(members, "done"),
                                                         indent=2).encode())
     return out / "metrics.csv"
-
-
-def history_of(ckpt_path: Path) -> Rows:
-    return torch.load(ckpt_path, map_location="cpu", weights_only=True)["history"]
