@@ -34,8 +34,8 @@ def _after(args: argparse.Namespace, out: dict) -> int:
     """Exit status: 130 when interrupted (resume later), 1 with errored members."""
     if out.get("unfinished_trials"):
         return 130
-    if not getattr(args, "dry_run", False) and not args.no_report and \
-            (args.study / "results.csv").exists() and (out.get("ran", 1) or out.get("resumed")):
+    trained = out.get("ran") or out.get("resumed")  # 0 for a dry run or nothing to do
+    if trained and not args.no_report and (args.study / "results.csv").exists():
         _report(args.study)
     return 1 if out.get("errored") else 0
 
@@ -50,9 +50,9 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from sweep import _driver
+    from sweep._status import status as study_status
 
-    s = _driver.status(args.study)
+    s = study_status(args.study)
     if args.json:
         json.dump(s, sys.stdout, indent=2)
         print()

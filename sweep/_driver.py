@@ -102,7 +102,7 @@ def _run_locked(spec: Spec, plan: Plan, study: Path, log) -> dict[str, Any]:
     t0 = time.perf_counter()
     grid = tuner.fit()
     log(f"{name}: Tune ran {len(plan.trials)} trials in {time.perf_counter() - t0:.1f} s")
-    return collect(study, name, grid, log)
+    return {**collect(study, name, grid, log), "ran": len(plan.trials)}
 
 
 def resume(study: Path, *, retry_errored: bool = False, address: str | None = None,
@@ -141,7 +141,9 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
                                            restart_errored=False, storage_filesystem=fs)
                 log(f"resuming {e['name']}")
                 got = collect(study, e["name"], tuner.fit(), log)
-                out = {k: v + got.get(k, 1 if k == "resumed" else 0) for k, v in out.items()}
+                for k in ("completed", "errored", "errored_trials", "unfinished_trials"):
+                    out[k] += got[k]
+                out["resumed"] += 1
         return out
 
 

@@ -61,8 +61,7 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
         _maybe_fail(rows[0]["step"], members)
         latest.update(step=rows[0]["step"], total_steps=S, members=len(rows), node=node,
                       test_acc_mean=sum(r["test_acc"] for r in rows) / len(rows),
-                      train_acc_mean=sum(r["train_acc"] for r in rows) / len(rows),
-                      train_seconds=time.perf_counter() - t_start)
+                      train_acc_mean=sum(r["train_acc"] for r in rows) / len(rows))
 
     def on_checkpoint(path: Path, step: int) -> None:
         with tempfile.TemporaryDirectory() as d:
