@@ -1,14 +1,18 @@
 """wdsweep's analysis: best weight decay per cell, scaling-rule fit, HTML report.
 
 Public API:
-    analyze(data, out=None, last=50)  -- the whole pipeline; data is a study dir, a
+    analyze(data, out=None, window=0.1, last=None)
+                                       -- the whole pipeline; data is a study dir, a
                                          Ray Tune experiment dir, a CSV/Parquet file
                                          or a DataFrame; returns an Analysis
-    Analysis                           -- its results (.runs, .cells, .fit, ...) and .write(out)
+    Analysis                           -- its results as DataFrames (.runs, .cells, .seeds,
+                                         .curves, .events, .hist), the fit as a dict
+                                         (.fit, as fit.json) and .write(out)
     AnalysisError                      -- bad input; str() is one line
     load(data)                         -- the canonical per-evaluation table and cell keys
-    summarize, best_lambda, curve_table, fit_rules, detect_collapses, collapse_period,
-    to_weight_decay, RULES             -- the pure steps, DataFrames in, numbers out
+    summarize, best_lambda, seed_edges, cell_edges, curve_table, fit_rules,
+    detect_collapses, collapse_period, to_weight_decay, RULES
+                                       -- the pure steps, DataFrames in, numbers out
 
 Never imports ray (it reads Tune's files with pandas and json) nor torch.
 """
@@ -21,7 +25,9 @@ from analysis._analysis import Analysis, analyze
 from analysis._best import best_lambda, curve_table
 from analysis._collapse import detect as detect_collapses
 from analysis._collapse import period as collapse_period
-from analysis._fit import RULES, fit_rules, to_weight_decay
+from analysis._decide import fit_rules
+from analysis._edges import cell_edges, seed_edges
+from analysis._fit import RULES, to_weight_decay
 from analysis._load import read as _read
 from analysis._normalize import Frame
 from analysis._normalize import normalize as _normalize
@@ -35,6 +41,7 @@ def load(data: str | pd.DataFrame) -> Frame:
 
 
 __all__ = [
-    "RULES", "Analysis", "AnalysisError", "Frame", "analyze", "best_lambda", "collapse_period",
-    "curve_table", "detect_collapses", "fit_rules", "load", "summarize", "to_weight_decay",
+    "RULES", "Analysis", "AnalysisError", "Frame", "analyze", "best_lambda", "cell_edges",
+    "collapse_period", "curve_table", "detect_collapses", "fit_rules", "load", "seed_edges",
+    "summarize", "to_weight_decay",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import _best, _fit, _load, _normalize, _summary
+from analysis import _best, _decide, _edges, _load, _normalize, _summary
 from analysis._schema import AXES, UNIT_LABEL, AnalysisError
 
 
@@ -23,6 +23,7 @@ from analysis._schema import AXES, UNIT_LABEL, AnalysisError
 class Analysis:
     runs: pd.DataFrame  # one row per run: summary.csv
     cells: pd.DataFrame  # one row per cell: lambda_star.csv
+    seeds: pd.DataFrame  # one row per cell and seed: its λ* and edges (seeds.csv)
     curves: pd.DataFrame  # mean and band over seeds per (cell, λ, metric)
     fit: dict[str, Any]  # fit.json
     events: pd.DataFrame  # collapse events: run, step, kind, size
@@ -45,6 +46,7 @@ class Analysis:
         out.mkdir(parents=True, exist_ok=True)
         self.runs.to_csv(out / "summary.csv", index=False)
         self.cells.to_csv(out / "lambda_star.csv", index=False)
+        self.seeds.to_csv(out / "seeds.csv", index=False)
         self.curves.to_csv(out / "curves.csv", index=False)
         self.events.to_csv(out / "collapses.csv", index=False)
         fit = json.dumps(_jsonable(self.fit), indent=2, ensure_ascii=False)
@@ -69,7 +71,7 @@ def _jsonable(x: Any) -> Any:
 
 
 def _checks(runs: pd.DataFrame, cells: pd.DataFrame, keys: list[str], unit: str,
-            curves: bool) -> list[str]:
+            curves: bool, window: float, last: int | None) -> list[str]:
     """What the data lets the analysis do, in plain words."""
     w = []
     other = [k for k in keys if k not in AXES]
@@ -80,6 +82,12 @@ def _checks(runs: pd.DataFrame, cells: pd.DataFrame, keys: list[str], unit: str,
     if nan.any():
         w.append(f"{int(nan.sum())} of {len(runs)} runs have NaN test_acc (listed in "
                  "summary.csv): left out of the λ curves")
+    few = runs["n_window"] < 3
+    if curves and last is None and few.any():
+        w.append(f"{int(few.sum())} of {len(runs)} runs have fewer than 3 evaluations in the "
+                 f"final {window:.0%} of their steps (as few as {int(runs['n_window'].min())})"
+                 ": their final metrics rest on too few evaluations; evaluate more often or "
+                 "widen --window")
     lams = runs.loc[~nan & (runs["lam"] > 0), "lam"].map(_normalize.fmt).nunique()
     if lams <= 1:
         what = "a single λ > 0" if lams else "no λ > 0 (only the λ = 0 baseline)"
@@ -89,41 +97,59 @@ def _checks(runs: pd.DataFrame, cells: pd.DataFrame, keys: list[str], unit: str,
         n = int((cells["edge"] != "").sum())
         w.append(f"{n} of {len(cells)} cells have their best λ at the edge of the grid "
                  "(see the extend column): they are left out of the fit")
+    low = cells["low_acc"].fillna(False).astype(bool) if "low_acc" in cells else None
+    if low is not None and low.any():
+        w.append(f"{int(low.sum())} of {len(cells)} cells never reach test accuracy "
+                 f"{_best.LOW_ACC} ({', '.join(cells.loc[low, 'cell'].astype(str)[:3])}"
+                 f"{', ...' if low.sum() > 3 else ''}): their best λ means little and they "
+                 "are left out of the fit")
     if len(cells) and (cells["n_seeds"] <= 1).all():
-        w.append("one seed per cell: no intervals over seeds; the fit weighs cells only by "
-                 "their λ grid step")
+        w.append("one seed per cell: no seed spread, so intervals hold the grid resolution "
+                 "only and the verdict cannot be tested")
     elif len(cells) and (cells["n_seeds"] < 3).any():
         w.append(f"{int((cells['n_seeds'] < 3).sum())} of {len(cells)} cells have fewer than 3 "
-                 "seeds: a bootstrap over 2 seeds has 3 distinct resamples, so their "
-                 "intervals (and the fit's weights) are indicative, not calibrated 95%")
+                 "seeds: the seed spread is pooled over cells, and the verdict is at most "
+                 "'weak'")
     if not curves:
         w.append("no per-evaluation history: final metrics as given (not a mean over the "
-                 "last evaluations); no delays, no collapse events, no training curves")
+                 "final window); no delays, no collapse events, no training curves")
     return w
 
 
 def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
-            last: int = 50, tol: float = 0.02, n_boot: int = 200, seed: int = 0) -> Analysis:
+            window: float = _summary.WINDOW, last: int | None = None, tol: float = 0.02
+            ) -> Analysis:
     """Analyze a study dir, a Ray Tune experiment dir, a CSV/Parquet table or a DataFrame.
 
-    ``last``: evaluations averaged for final metrics; ``tol``: accuracy below the best
-    that still counts as the plateau; ``n_boot``: bootstrap replicates over seeds.
+    ``window``: the final fraction of each run's steps whose evaluations are averaged
+    for its final metrics; ``last``: instead, the number of last evaluations averaged;
+    ``tol``: the plateau is every λ within this fraction of the best mean accuracy.
     Raises AnalysisError (one line) when nothing can be analyzed.
     """
-    if last < 1:
+    if last is not None and last < 1:
         raise AnalysisError(f"--last must be >= 1, got {last}")
+    if not 0 < window <= 1:
+        raise AnalysisError(f"--window must be a fraction of the run in (0, 1], got {window}")
+    if not 0 <= tol < 1:
+        raise AnalysisError(f"tol must be a fraction in [0, 1), got {tol}")
     frame = _normalize.normalize(_load.read(data))
-    runs, events = _summary.summarize(frame.hist, frame.keys, frame.curves, last)
-    cells = _best.best_lambda(runs, frame.keys, tol=tol, n_boot=n_boot, seed=seed)
+    runs, events = _summary.summarize(frame.hist, frame.keys, frame.curves, window, last)
+    cells, seeds, pool = _best.best_lambda(runs, frame.keys, tol=tol)
     if cells.empty:
         raise AnalysisError("no run has a finite test accuracy: nothing to analyze")
-    curves = _best.curve_table(runs)
-    fit = _fit.fit_rules(cells)
-    fit.update(unit_of_lambda=frame.unit, tolerance=tol, last=last, estimate="plateau log-center")
-    warn = [*frame.warnings, *_checks(runs, cells, frame.keys, frame.unit, frame.curves),
-            *fit["notes"]]
-    a = Analysis(runs, cells, curves, fit, events, frame.hist, frame.keys, frame.unit,
-                 frame.curves, warn)
+    per_edge = _edges.seed_edges(runs, cells)
+    edge_cells, edge_pool = _edges.cell_edges(per_edge, cells)
+    cells = cells.join(edge_cells.drop(columns="cell"))
+    seeds = seeds.merge(per_edge, on=["cell", "seed"], how="outer")
+    fit = _decide.fit_rules(cells, pool["dof"], pool["sd_ln_lambda_star"])
+    fit["edges"] = {e: _decide.fit_edge(cells, e, edge_pool[e]) for e in _edges.EDGES}
+    fit.update(unit_of_lambda=frame.unit, tolerance=tol, tolerance_kind="relative",
+               window=window if last is None else None, last=last,
+               estimate="per-seed smoothed optimum, mean over seeds", seed_spread=pool)
+    warn = [*frame.warnings, *_checks(runs, cells, frame.keys, frame.unit, frame.curves,
+                                      window, last), *fit["notes"]]
+    a = Analysis(runs, cells, seeds, _best.curve_table(runs), fit, events, frame.hist,
+                 frame.keys, frame.unit, frame.curves, warn)
     if out is not None:
         a.write(out)
     return a

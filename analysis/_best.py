@@ -1,19 +1,23 @@
-"""Per cell: accuracy against λ over seeds, and the best λ as a robust estimate.
+"""Per cell: accuracy against λ over seeds, and the best λ -- per seed first, then the cell.
 
-The seed task has a broad plateau (a wide range of λ scores nearly the same),
-so a bare grid argmax jumps around with seed noise. Reported instead, all in
-log λ: the plateau's left and right edges (where the mean curve crosses
-best - tol, interpolated between grid points), its log-center, and the argmax
-of a Gaussian-kernel smoothing of the mean curve; each with a percentile
-bootstrap interval over seeds (resample seeds within the cell, recompute the
-mean curve and the estimates). λ = 0 cannot sit in log space: it is the
-cell's baseline, reported beside the curve.
+Per seed, the test-accuracy curve over ln λ (λ > 0) is smoothed with a Gaussian kernel
+one grid step wide and its maximum located on a fine grid: that seed's ln λ*. Smoothing
+keeps one noisy point from deciding the optimum; locating it per seed makes the
+seed-to-seed spread real (a bootstrap over two seeds has three distinct resamples). The
+cell's ln λ* is the mean over seeds, with a standard error of two parts:
+
+* seeds: the spread of ln λ* between seeds, pooled over cells (s²_pool / n_seeds) --
+  with 2-3 seeds a cell's own spread is too noisy to weigh cells by;
+* grid: the optimum is known only to within a grid step h, whatever the seed count
+  (h² / 12, the variance of a uniform error over one step).
+
+The plateau (every λ whose mean accuracy is within a relative `tol` of the best) is
+reported alongside; λ = 0 cannot sit in log space: it is the cell's baseline.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,22 +26,8 @@ from scipy import stats
 from analysis._schema import DECAY_UNITS
 
 _SHORT = {"weight_decay": "wd", "decay_per_step": "d", "lambda_norm": "lambda_norm"}
-ESTIMATES = ("lo", "hi", "center", "smooth")
-
-
-@dataclass(frozen=True)
-class Estimate:
-    lo: float  # ln λ of the plateau's left edge
-    hi: float
-    lo_cens: bool  # the plateau reaches the end of the grid: the edge is unknown
-    hi_cens: bool
-    smooth: float  # ln λ at the smoothed curve's maximum
-    best: float  # the best mean accuracy on the grid
-    imax: int
-
-    @property
-    def center(self) -> float:
-        return (self.lo + self.hi) / 2
+LEVEL = 0.95
+LOW_ACC = 0.5  # a cell whose best test accuracy stays below this has not learned the task
 
 
 def _cross(x0: float, y0: float, x1: float, y1: float, thr: float) -> float:
@@ -45,9 +35,9 @@ def _cross(x0: float, y0: float, x1: float, y1: float, thr: float) -> float:
 
 
 def plateau(x: np.ndarray, y: np.ndarray, tol: float) -> tuple[float, float, bool, bool, int]:
-    """Contiguous run of grid points within tol of the max, edges interpolated."""
+    """Contiguous grid points within a relative tol of the max, edges interpolated."""
     i = int(np.argmax(y))
-    thr = y[i] - tol
+    thr = y[i] * (1.0 - tol)
     j, k = i, i
     while j > 0 and y[j - 1] >= thr:
         j -= 1
@@ -58,62 +48,73 @@ def plateau(x: np.ndarray, y: np.ndarray, tol: float) -> tuple[float, float, boo
     return lo, hi, j == 0, k == len(y) - 1, i
 
 
-def kernel(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(fine grid, Gaussian weights fine x grid) for smoothing curves over x."""
-    h = 1.5 * float(np.median(np.diff(x))) if len(x) > 1 else 1.0
-    fine = np.linspace(x[0], x[-1], 256) if len(x) > 1 else x.copy()
-    return fine, np.exp(-0.5 * ((fine[:, None] - x[None, :]) / h) ** 2)
+def step_of(x: np.ndarray) -> float:
+    """The grid step in ln λ (median spacing); NaN for a single λ."""
+    return float(np.median(np.diff(x))) if len(x) > 1 else math.nan
 
 
-def smooth_argmax(Y: np.ndarray, fine: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """ln λ at the maximum of each row of Y (curves over x, NaN = missing) smoothed by K."""
-    ok = np.isfinite(Y)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sm = (np.where(ok, Y, 0.0) @ K.T) / (ok.astype(float) @ K.T)
-    return fine[np.argmax(np.nan_to_num(sm, nan=-np.inf), axis=1)]
-
-
-def estimate(x: np.ndarray, y: np.ndarray, tol: float) -> Estimate:
+def smooth_argmax(x: np.ndarray, y: np.ndarray) -> float:
+    """ln λ at the maximum of y over x after a Gaussian smoothing one grid step wide."""
     ok = np.isfinite(y)
     x, y = x[ok], y[ok]
-    lo, hi, lc, hc, i = plateau(x, y, tol)
-    fine, K = kernel(x)
-    return Estimate(lo, hi, lc, hc, float(smooth_argmax(y[None], fine, K)[0]), float(y[i]), i)
+    if len(x) == 1:
+        return float(x[0])
+    fine = np.linspace(x[0], x[-1], 512)
+    K = np.exp(-0.5 * ((fine[:, None] - x[None, :]) / step_of(x)) ** 2)
+    return float(fine[np.argmax(K @ y / K.sum(axis=1))])
 
 
-def _boot(M: np.ndarray, x: np.ndarray, tol: float, n: int, rng: np.random.Generator
-          ) -> dict[str, np.ndarray]:
-    """Bootstrap replicates (ln λ) of each estimate; M is seeds x λ (NaN = missing)."""
-    S = M.shape[0]
-    take = M[rng.integers(0, S, size=(n, S))]  # n x S x L
-    cnt = np.isfinite(take).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        Y = np.nansum(take, axis=1) / cnt
-    out = {k: np.full(n, np.nan) for k in ESTIMATES}
-    for r in range(n):
-        ok = np.isfinite(Y[r])
-        if ok.any():
-            lo, hi, *_ = plateau(x[ok], Y[r, ok], tol)
-            out["lo"][r], out["hi"][r], out["center"][r] = lo, hi, (lo + hi) / 2
-    fine, K = kernel(x)
-    out["smooth"] = smooth_argmax(Y, fine, K)
-    return out
+def seed_optima(runs: pd.DataFrame, metric: str = "final_test_acc") -> pd.DataFrame:
+    """One row per (cell, seed): ln λ* and whether it sits at the end of the grid."""
+    rows = []
+    pos = runs[(runs["lam"] > 0) & np.isfinite(runs[metric])]
+    for (cell, seed), g in pos.groupby(["cell", "seed"], sort=False):
+        g = g.groupby("lam")[metric].mean().sort_index()
+        x = np.log(g.index.to_numpy(float))
+        if len(x) < 3:
+            continue
+        u = smooth_argmax(x, g.to_numpy(float))
+        half = step_of(x) / 2
+        rows.append(dict(cell=cell, seed=seed, ln_lambda_star=u,
+                         censored=bool(u <= x[0] + half or u >= x[-1] - half)))
+    return pd.DataFrame(rows, columns=["cell", "seed", "ln_lambda_star", "censored"])
 
 
-def _edge(e: Estimate, n_lam: int, lam_min: float, lam_max: float, base: float, tol: float
-          ) -> tuple[str, str]:
-    if math.isfinite(base) and base > e.best + tol:
-        return "zero", f"λ = 0 beats every λ > 0 ({base:.3f} vs {e.best:.3f}): no decay is best"
-    if n_lam == 1:
-        return "both", "one λ only: search a range of λ around it"
-    if e.lo_cens and e.hi_cens:
-        return "both", f"plateau spans the whole grid: extend below {lam_min:.3g} and above " \
-                       f"{lam_max:.3g}"
-    if e.lo_cens:
-        ok0 = math.isfinite(base) and base >= e.best - tol
-        why = " (λ = 0 also scores within tol)" if ok0 else ""
-        return "low", f"best at the low edge: extend below {lam_min:.3g}{why}"
-    if e.hi_cens:
+def pooled_sd(per: pd.DataFrame, col: str) -> tuple[float, int]:
+    """(pooled within-cell sd of `col`, its degrees of freedom) over cells with ≥ 2 values."""
+    v = per.dropna(subset=[col]).groupby("cell")[col]
+    dof = int((v.count() - 1).clip(lower=0).sum())
+    if dof == 0:
+        return math.nan, 0
+    ss = float(v.apply(lambda s: ((s - s.mean()) ** 2).sum()).sum())
+    return math.sqrt(ss / dof), dof
+
+
+def cell_interval(lns: pd.Series, s_pool: float, dof: int, h: float) -> dict[str, float]:
+    """Mean of ln values over seeds and its interval: pooled seed spread plus grid error."""
+    n = int(lns.count())
+    if n == 0:
+        return dict(mean=math.nan, se=math.nan, lo=math.nan, hi=math.nan)
+    var = (s_pool**2 / n if dof else 0.0) + (h**2 / 12 if math.isfinite(h) else 0.0)
+    se = math.sqrt(var)
+    q = float(stats.t.ppf(0.5 + LEVEL / 2, dof)) if dof else float(stats.norm.ppf(0.975))
+    m = float(lns.mean())
+    return dict(mean=m, se=se, lo=m - q * se, hi=m + q * se)
+
+
+def _flag(best: float, base: float, lo_c: bool, hi_c: bool, n_lam: int, lam_min: float,
+          lam_max: float) -> tuple[str, str]:
+    """Where the grid must grow: edge ('zero', 'low', 'high', 'both' or '') and advice."""
+    if math.isfinite(base) and base > best:
+        return "zero", f"λ = 0 beats every λ > 0 ({base:.3f} vs {best:.3f}): no decay is best"
+    if n_lam < 3:
+        return "both", "fewer than 3 λ > 0: search a range of λ around them"
+    if lo_c and hi_c:
+        return "both", (f"the best λ spans the whole grid: extend below {lam_min:.3g} and "
+                        f"above {lam_max:.3g}")
+    if lo_c:
+        return "low", f"best at the low edge: extend below {lam_min:.3g}"
+    if hi_c:
         return "high", f"best at the high edge: extend above {lam_max:.3g}"
     return "", ""
 
@@ -131,57 +132,61 @@ def curve_table(runs: pd.DataFrame, metrics: tuple[str, ...] = ("final_test_acc"
     return pd.concat(rows, ignore_index=True)[cols] if rows else pd.DataFrame(columns=cols)
 
 
-def _cell(g: pd.DataFrame, metric: str, tol: float, n_boot: int, rng: np.random.Generator
-          ) -> dict[str, object]:
+def _cell(g: pd.DataFrame, per: pd.DataFrame, metric: str, tol: float, s_pool: float,
+          dof: int) -> dict[str, object]:
     pos, zero = g[g["lam"] > 0], g[g["lam"] == 0]
-    # Replicates: seeds, and data seeds where they vary on their own.
-    rep = ["seed", "data_seed"] if "data_seed" in g and g["data_seed"].notna().all() else ["seed"]
-    mat = pos.pivot_table(index=rep, columns="lam", values=metric, aggfunc="mean")
-    x, M = np.log(mat.columns.to_numpy(float)), mat.to_numpy(float)
+    mean = pos.groupby("lam")[metric].mean().sort_index()
+    x, y = np.log(mean.index.to_numpy(float)), mean.to_numpy(float)
     base = float(zero[metric].mean()) if len(zero) else math.nan
-    row: dict[str, object] = dict(n_runs=len(g), n_seeds=len(g.drop_duplicates(rep)),
-                                  n_lambdas=len(x),
-                                  baseline_acc=base)
+    row: dict[str, object] = dict(n_runs=len(g), n_seeds=int(g["seed"].nunique()),
+                                  n_lambdas=len(x), baseline_acc=base)
     if not len(x):
-        return {**row, "edge": "zero", "extend": "no λ > 0 in this cell"}
-    e = estimate(x, np.nanmean(M, axis=0), tol)
-    lam_min, lam_max = float(np.exp(x[0])), float(np.exp(x[-1]))
-    edge, extend = _edge(e, len(x), lam_min, lam_max, base, tol)
-    row.update(lambda_min=lam_min, lambda_max=lam_max, best_acc=e.best,
-               lambda_argmax=float(np.exp(x[e.imax])), edge=edge, extend=extend)
-    boot = _boot(M, x, tol, n_boot, rng) if M.shape[0] > 1 else None
-    for k in ESTIMATES:
-        row[f"lambda_{k}"] = math.exp(getattr(e, k))
-        lo, hi = np.nanpercentile(boot[k], [2.5, 97.5]) if boot else (math.nan, math.nan)
-        row[f"lambda_{k}_ci_low"], row[f"lambda_{k}_ci_high"] = math.exp(lo), math.exp(hi)
-    # Spread of ln(center) over seeds: the weight of this cell in the fit.
-    row["sd_ln_center"] = float(np.nanstd(boot["center"], ddof=1)) if boot else math.nan
-    row["grid_step_ln"] = float(np.median(np.diff(x))) if len(x) > 1 else math.nan
+        return {**row, "edge": "zero", "extend": "no λ > 0 in this cell", "low_acc": True}
+    lo, hi, lo_c, hi_c, i = plateau(x, y, tol)
+    h = step_of(x)
+    mine = per[per["cell"] == g["cell"].iloc[0]]
+    star = cell_interval(mine["ln_lambda_star"], s_pool, dof, h)
+    # The optimum is at an end when the seeds' mean optimum is within half a step of it.
+    lo_c = lo_c and (not math.isfinite(star["mean"]) or star["mean"] <= x[0] + h / 2)
+    hi_c = hi_c and (not math.isfinite(star["mean"]) or star["mean"] >= x[-1] - h / 2)
+    edge, extend = _flag(float(y[i]), base, lo_c, hi_c, len(x), math.exp(x[0]), math.exp(x[-1]))
+    row.update(lambda_min=math.exp(x[0]), lambda_max=math.exp(x[-1]), best_acc=float(y[i]),
+               low_acc=bool(y[i] < LOW_ACC), lambda_argmax=math.exp(x[i]),
+               lambda_lo=math.exp(lo), lambda_hi=math.exp(hi),
+               lambda_center=math.exp((lo + hi) / 2), edge=edge, extend=extend,
+               n_seed_optima=int(mine["ln_lambda_star"].count()),
+               lambda_star=math.exp(star["mean"]), lambda_star_ci_low=math.exp(star["lo"]),
+               lambda_star_ci_high=math.exp(star["hi"]), se_ln_star=star["se"],
+               grid_step_ln=h)
     # The same optimum in every unit: within a cell the units are proportional.
     for u in DECAY_UNITS:
         f = float((pos[u] / pos["lam"]).median())
         for sfx in ("", "_ci_low", "_ci_high"):
-            row[f"{_SHORT[u]}_star{sfx}"] = f * row[f"lambda_center{sfx}"]  # type: ignore[operator]
+            row[f"{_SHORT[u]}_star{sfx}"] = f * row[f"lambda_star{sfx}"]  # type: ignore[operator]
     return row
 
 
+STAR_COLUMNS = (
+    "lambda_min", "lambda_max", "best_acc", "lambda_argmax", "lambda_lo", "lambda_hi",
+    "lambda_center", "lambda_star", "lambda_star_ci_low", "lambda_star_ci_high", "se_ln_star",
+    "grid_step_ln", *(f"{u}_star{s}" for u in _SHORT.values() for s in ("", "_ci_low",
+                                                                          "_ci_high")))
+
+
 def best_lambda(runs: pd.DataFrame, keys: list[str], metric: str = "final_test_acc",
-                tol: float = 0.02, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
-    """One row per cell: keys, plateau edges and center, smoothed optimum, intervals, flags."""
-    rng = np.random.default_rng(seed)
+                tol: float = 0.02) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """(one row per cell, one row per cell and seed, pooled seed spread of ln λ*)."""
     good = runs[np.isfinite(runs[metric])]
+    per = seed_optima(good, metric)
+    s_pool, dof = pooled_sd(per[~per["censored"]], "ln_lambda_star")
     axes = [a for a in ("lr", "batch_size", "train_size", "T") if a in runs]
     rows = []
     for cell, g in good.groupby("cell", sort=False):
         head = {"cell": cell, **{k: g[k].iloc[0] for k in keys},
                 **{a: float(g[a].median()) for a in axes if a not in keys}}
-        rows.append({**head, **_cell(g, metric, tol, n_boot, rng)})
+        rows.append({**head, **_cell(g, per, metric, tol, s_pool, dof)})
     out = pd.DataFrame(rows)
-    # Cells without λ > 0 have no estimates: keep every column anyway, as NaN.
-    for c in (*(f"lambda_{k}{s}" for k in ESTIMATES for s in ("", "_ci_low", "_ci_high")),
-              *(f"{u}_star{s}" for u in _SHORT.values() for s in ("", "_ci_low", "_ci_high")),
-              "lambda_min", "lambda_max", "best_acc", "lambda_argmax", "sd_ln_center",
-              "grid_step_ln"):
+    for c in STAR_COLUMNS:  # cells without λ > 0 have no estimates: NaN, never missing
         if c not in out:
             out[c] = np.nan
-    return out
+    return out, per, {"sd_ln_lambda_star": s_pool, "dof": dof}

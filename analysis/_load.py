@@ -1,6 +1,7 @@
 """Reading the three input kinds into one raw table (I/O only, no science).
 
-* a study directory written by ``wdsweep run``: ``results.csv`` (+ ``history.csv``);
+* a study directory written by ``wdsweep run``: ``results.csv`` (+ ``history.csv``),
+  either possibly gzipped (``.csv.gz``, as published studies keep them);
 * a plain Ray Tune experiment directory: ``<trial>/params.json`` with
   ``progress.csv`` or ``result.json`` -- read with pandas and json, never ray;
 * a CSV or Parquet table, or a DataFrame handed in directly.
@@ -15,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis._schema import BOOKKEEPING, AnalysisError
+from analysis._schema import BOOKKEEPING, FINAL, LAST, AnalysisError
 
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
 
@@ -34,7 +35,7 @@ def read(src: str | Path | pd.DataFrame) -> Raw:
     if not p.exists():
         raise AnalysisError(f"{p}: no such file or directory")
     if p.is_dir():
-        if (p / "results.csv").exists():
+        if _table_in(p, "results") is not None:
             return _study(p)
         trials = sorted({q.parent for q in (*p.glob("*/params.json"), *p.glob("*/*/params.json"))})
         if trials:
@@ -65,16 +66,22 @@ def _table(p: Path) -> pd.DataFrame:
     return _csv(p)
 
 
+def _table_in(p: Path, name: str) -> Path | None:
+    """STUDY/name.csv, or its gzipped copy (published studies keep their tables gzipped)."""
+    return next((q for q in (p / f"{name}.csv", p / f"{name}.csv.gz") if q.exists()), None)
+
+
 def _study(p: Path) -> Raw:
-    res = _csv(p / "results.csv")
+    rp = _table_in(p, "results")
+    res = _csv(rp)
     if res.empty:
-        raise AnalysisError(f"{p / 'results.csv'}: no runs recorded yet")
-    hp = p / "history.csv"
-    hist = _csv(hp) if hp.exists() else pd.DataFrame()
+        raise AnalysisError(f"{rp}: no runs recorded yet")
+    hp = _table_in(p, "history")
+    hist = _csv(hp) if hp is not None else pd.DataFrame()
     if hist.empty or "config_hash" not in hist or "config_hash" not in res:
         return Raw(res, "study", ["no history.csv: final metrics only (no curves)"])
     # Config from results.csv, metrics from history.csv, joined on config_hash.
-    finals = [c for c in res.columns if c.startswith("final_")]
+    finals = [c for c in res.columns if c.startswith((LAST, FINAL))]
     cfg = res.drop(columns=finals)
     metric_cols = ["config_hash", *[c for c in hist.columns if c not in cfg.columns]]
     per_eval = cfg.merge(hist[metric_cols], on="config_hash", how="inner")

@@ -20,11 +20,14 @@ from analysis._schema import (
     BOOKKEEPING,
     CURVE_KEYS,
     DECAY_UNITS,
+    FINAL,
     KNOWN_CONFIG,
+    LAST,
     METRICS,
     NOT_CELL,
     AnalysisError,
 )
+from trainer import units
 
 _DONE = ("completed", "terminated")
 
@@ -78,20 +81,19 @@ def _num(df: pd.DataFrame, c: str) -> pd.Series:
 
 
 def _finals_as_metrics(df: pd.DataFrame) -> pd.DataFrame:
-    """final_X columns stand in for X where a run has no evaluation rows."""
-    finals = {c: c[len("final_"):] for c in df.columns if c.startswith("final_")}
-    clash = [c for c, m in finals.items() if m in df]
+    """last_X / final_X columns stand in for X where a run has no evaluation rows."""
+    # final_ first, then last_: where both exist, the value at the last evaluation wins.
+    finals = {c: c[len(p):] for p in (FINAL, LAST) for c in df.columns if c.startswith(p)}
     no_history = df["step"].isna() if "step" in df else pd.Series(True, index=df.index)
-    for c in clash:
-        df[finals[c]] = df[finals[c]].where(~no_history, df[c])
-    keep = {c: m for c, m in finals.items() if c not in clash}
-    return df.drop(columns=clash).rename(columns=keep)
+    for c, m in finals.items():
+        df[m] = df[m].where(~no_history, df[c]) if m in df else df[c]
+    return df.drop(columns=list(finals))
 
 
 def _config_columns(df: pd.DataFrame) -> list[str]:
     """Columns that describe a run: not metrics, not bookkeeping, constant within a run."""
     cand = [c for c in df.columns if c not in BOOKKEEPING and c not in METRICS
-            and c not in CURVE_KEYS and not c.startswith("final_")]
+            and c not in CURVE_KEYS and not c.startswith((LAST, FINAL))]
     by = "run" if "run" in df else "config_hash" if "config_hash" in df else None
     known = [c for c in cand if c in KNOWN_CONFIG]
     if by is None and not (known and any(k in df for k in CURVE_KEYS)):
@@ -154,9 +156,10 @@ def _length(df: pd.DataFrame, notes: list[str]) -> None:
     spe = np.floor(B / b)
     T = _num(df, "epochs_T").fillna(_num(df, "epochs"))
     T = T.fillna(_num(df, "steps") / spe).fillna(_num(df, "total_steps") / spe)
-    # The trainer's metrics.csv has no length but both d and λ_norm: d/λ_norm = sqrt(b/(B·T)).
+    # The trainer's metrics.csv has no length but both d and λ_norm: d/λ_norm = sqrt(b/(B·T)),
+    # i.e. the T at which norm_factor(b, B, T) = k; norm_factor(b, B, 1) / k squared.
     k = _num(df, "decay_per_step") / _num(df, "lambda_norm")
-    T = T.fillna((b / (B * k**2)).where(np.isfinite(k) & (k > 0)))
+    T = T.fillna(((units.norm_factor(b, B, 1.0) / k) ** 2).where(np.isfinite(k) & (k > 0)))
     df["T"], df["batch_size"], df["train_size"] = T, b, B
     missing = [n for n, s in (("batch_size", b), ("train_size", B), ("epochs or steps", T))
                if not s.notna().any()]
@@ -171,11 +174,14 @@ def _decay(df: pd.DataFrame, notes: list[str]) -> tuple[pd.DataFrame, str]:
         raise AnalysisError("missing a weight-decay column: need numbers in one of "
                             f"{', '.join(DECAY_UNITS)} (in the config or the table)")
     lr = _num(df, "lr")
-    k = np.sqrt(df["batch_size"] / (df["train_size"] * df["T"]))
+    b, B, T = df["batch_size"], df["train_size"], df["T"]
+    lam = _num(df, "lambda_norm")
+    # Each unit converts through trainer.units, the one place the formulas live.
     d = (lr * _num(df, "weight_decay")).fillna(_num(df, "decay_per_step"))
-    d = d.fillna(_num(df, "lambda_norm") * k)
+    d = d.fillna(lam * units.norm_factor(b, B, T))
     df["weight_decay"] = _num(df, "weight_decay").fillna(d / lr)
-    df["decay_per_step"], df["lambda_norm"], df["lr"] = d, _num(df, "lambda_norm").fillna(d / k), lr
+    df["decay_per_step"], df["lr"] = d, lr
+    df["lambda_norm"] = lam.fillna(units.to_lambda_norm(d, b, B, T))
     if "weight_decay" in have and not lr.notna().any():
         notes.append("missing lr: the per-step decay d = lr·weight_decay is unknown, so no "
                      "scaling-rule fit; per-cell best weight_decay is still reported")

@@ -1,10 +1,13 @@
 """Column names shared by the loaders and the analysis, and the one error type.
 
-`analysis` reads what the trainer writes without importing it (the trainer
-pulls in torch), so the trainer's config keys are listed here by name.
+The metric columns and their prefixes come from `trainer.schema` (torch-free), so the
+trainer, the sweep and the analysis share one list; the trainer's config keys the
+analysis knows by name are listed here.
 """
 
 from __future__ import annotations
+
+from trainer.schema import FINAL, LAST, METRICS  # noqa: F401 (re-exported for the analysis)
 
 
 class AnalysisError(ValueError):
@@ -18,11 +21,6 @@ UNIT_LABEL = {
     "lambda_norm": "λ_norm = d / sqrt(b/(B·T))",
 }
 
-# Per-evaluation metrics as the trainer (and most Tune trainables) report them.
-METRICS = (
-    "test_acc", "train_acc", "val_acc", "train_loss", "test_loss", "val_loss", "bit_acc",
-    "weight_norm", "weight_norm_sq",
-)
 # The position of an evaluation in a run; never part of a run's config.
 CURVE_KEYS = ("step", "epoch", "training_iteration")
 

@@ -1,7 +1,11 @@
 """Per run: final metrics, grokking delay, collapse events.
 
-Final metrics are the mean of the last N evaluations, as the seed's sweep
-plotted them (N = 50); a per-run table has one evaluation, taken as given.
+Final metrics are the mean over the run's final window: by default the evaluations in
+its last 10% of steps (step >= 0.9 x the run's last step), so runs of different length
+are compared at the same fraction of their training, and a sparse evaluation cadence
+never pulls early, pre-grokking evaluations into the mean. `last=N` (the mean of the
+last N evaluations) stays as an option. A per-run table has one evaluation, taken as
+given.
 """
 
 from __future__ import annotations
@@ -10,22 +14,30 @@ import numpy as np
 import pandas as pd
 
 from analysis import _collapse
-from analysis._schema import METRICS
+from analysis._schema import FINAL, METRICS
 
 DELAY_LEVELS = (0.5, 0.9)
+WINDOW = 0.1  # fraction of a run's steps whose evaluations make its final metrics
 # Per-run columns carried from the canonical frame into the summary.
 _RUN_COLUMNS = ("run", "cell", "seed", "data_seed", "lam", "weight_decay", "decay_per_step",
                 "lambda_norm", "lr", "batch_size", "train_size", "T", "batch_norm", "bn_eps")
 
 
-def finals(hist: pd.DataFrame, last: int = 50) -> pd.DataFrame:
-    """final_<metric> per run: mean of the last `last` finite evaluations."""
-    out = {}
-    ordered = hist.sort_values(["run", "step"], na_position="first", kind="stable")
-    for m in (m for m in METRICS if m in hist):
-        sub = ordered[["run", m]].dropna()
-        out[f"final_{m}"] = sub.groupby("run").tail(last).groupby("run")[m].mean()
-    return pd.DataFrame(out)
+def finals(hist: pd.DataFrame, window: float = WINDOW, last: int | None = None
+           ) -> pd.DataFrame:
+    """final_<metric> per run: mean over the final `window` of the run's steps (or, with
+    `last`, of its last `last` evaluations); n_window: evaluations averaged."""
+    h = hist.sort_values(["run", "step"], na_position="first", kind="stable")
+    if last is not None:
+        h = h[h.groupby("run").cumcount(ascending=False) < last]
+    else:
+        end = h.groupby("run")["step"].transform("max")
+        h = h[~(h["step"] < (1.0 - window) * end)]  # NaN steps (no history) are kept
+    g = h.groupby("run")
+    out = g[[m for m in METRICS if m in h]].mean().add_prefix(FINAL)
+    acc = h["test_acc"].notna() if "test_acc" in h else pd.Series(True, index=h.index)
+    out["n_window"] = acc.groupby(h["run"]).sum()
+    return out
 
 
 def delays(hist: pd.DataFrame, levels: tuple[float, ...] = DELAY_LEVELS) -> pd.DataFrame:
@@ -49,13 +61,13 @@ def collapses(hist: pd.DataFrame, **kw: float) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
-def summarize(hist: pd.DataFrame, keys: list[str], curves: bool, last: int = 50
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def summarize(hist: pd.DataFrame, keys: list[str], curves: bool, window: float = WINDOW,
+              last: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per run, collapse events). Delays and collapses need curves."""
     cols = [c for c in dict.fromkeys([*_RUN_COLUMNS, *keys]) if c in hist]
     runs = hist.drop_duplicates("run")[cols].set_index("run")
     runs["n_evals"] = hist.groupby("run").size()
-    runs = runs.join(finals(hist, last))
+    runs = runs.join(finals(hist, window, last))
     if curves:
         events = collapses(hist)
         runs = runs.join(delays(hist))

@@ -10,7 +10,8 @@ import pandas as pd
 _NAMES = {"sqrt": "sqrt rule (Loshchilov & Hutter: d* ∝ sqrt(b/(B·T)))",
           "epoch_timescale": "constant epoch timescale (Wang & Aitchison: d* ∝ b/B)",
           "fraction_of_run": "timescale as a fixed fraction of the run (Bergsma et al.: "
-                             "d* ∝ b/(B·T))"}
+                             "d* ∝ b/(B·T))",
+          "constant": "null rule (d* does not move with b, B or T)"}
 
 
 def g(v: float | None, nd: int = 3) -> str:
@@ -42,34 +43,49 @@ def _exponents(fit: dict[str, Any]) -> str:
     return s
 
 
+def _design(d: dict[str, Any] | None) -> str:
+    if not d:
+        return ""
+    a, b = d["rules"]
+    lo, hi = d["cells"]
+    at = lambda c: ", ".join(f"{k} = {g(v)}" for k, v in c.items())  # noqa: E731
+    return (f" To separate {a} from {b} (exponents differ by {g(d['exponent_difference'])} on "
+            f"{d['axis']}): two cells a factor {g(d['factor'])} apart on {d['axis']} ({at(lo)}; "
+            f"{at(hi)}), ≥ {d['seeds']} seeds each, a λ grid of ratio ≤ {g(d['lambda_ratio'])} "
+            f"({d['n_lambdas']} values with λ = 0): about {g(d['member_steps'], 2)} member-steps "
+            f"(assuming {d['assumes']}).")
+
+
 def _rules(fit: dict[str, Any]) -> str:
-    pref = fit.get("preference")
-    if not pref:
-        return "The three rules cannot be compared on these cells."
-    if pref["preferred_rule"] is None:
-        return (f"The rules {', '.join(pref['tied_with'])} predict the same for the axes "
-                "that vary here: the data cannot tell them apart.")
-    best = pref["preferred_rule"]
-    w = fit["rules"][best]["weight"]
-    r = pref["evidence_ratio"]
-    ratio = f"{r:.1f}" if r < 1e4 else f"above 10^{int(math.log10(r))}"
-    s = (f"The data prefer the {_NAMES[best]}: evidence {pref['strength']} "
-         f"(likelihood ratio {ratio} over {pref['runner_up']}; "
-         f"Akaike weight {w:.3f}).")
-    if pref["tied_with"]:
-        s += (f" It cannot be told apart from {', '.join(pref['tied_with'])}, which predicts "
-              "the same along the axes that vary.")
-    p = fit["rules"][best]["p_value"]
-    if p is not None and p < 0.01:
-        s += f" Even so, it misfits (p = {p:.2g}): read the free exponents above."
-    return s
+    v = fit.get("verdict")
+    if not v or not fit.get("rules"):
+        return "The rules cannot be compared on these cells."
+    rules = fit["rules"]
+    if v["rule"] is not None:
+        return (f"Of the four rules only the {_NAMES[v['rule']]} is compatible with the free "
+                f"fit: {v['reason']}. Evidence: {v['strength']}.")
+    ok = v["compatible"]
+    if not ok:
+        return (f"None of the four rules fits (each is rejected at p < 0.05): read the free "
+                f"exponents above. {v['reason']}.")
+    if len(ok) == len(rules):
+        s = f"The data cannot tell the rules apart ({v['reason']}): all four remain compatible."
+    else:
+        p = ", ".join(f"{k} p = {g(rules[k]['p_value'], 2)}" for k in rules if k not in ok)
+        s = (f"The data cannot single out a rule: {', '.join(ok)} remain compatible with the "
+             f"free fit (F test, p ≥ 0.05); rejected: {p}.")
+    return s + _design(fit.get("design"))
 
 
 def _lambda_norm(fit: dict[str, Any]) -> str:
     lam = fit.get("lambda_norm") or {}
     if lam.get("estimate") is None:
         return ""
-    s = f"Under the sqrt rule, λ_norm = {interval(lam)} (the paper's units)"
+    sq = (fit.get("rules") or {}).get("sqrt", {})
+    s = f"If the sqrt rule holds, λ_norm = {interval(lam)} (the paper's units)"
+    if sq.get("compatible") is False:
+        s = (f"The sqrt rule is rejected here (p = {g(sq['p_value'], 2)}); its best-fitting "
+             f"λ_norm would be {interval(lam)}")
     wd = lam.get("weight_decay")
     if wd:
         s += (f"; at lr = {g(wd['lr'])}, b = {g(wd['batch_size'])}, B = {g(wd['train_size'])}, "
@@ -88,11 +104,26 @@ def _edges(cells: pd.DataFrame) -> str:
     return f"{len(e)} cells have their best λ at the edge of the searched range — {first}{more}."
 
 
+def _edge_fits(fit: dict[str, Any]) -> str:
+    out = []
+    for name, e in (fit.get("edges") or {}).items():
+        known = [f"{a}^{interval(v, 2)}" for a, v in e["exponents"].items()
+                 if v["estimate"] is not None]
+        if not known:
+            continue
+        v = e.get("verdict") or {}
+        ok = v.get("compatible") or []
+        rules = ", ".join(ok) if ok else "none of the four rules"
+        out.append(f"the {name} edge scales as d ∝ {' · '.join(known)} over {e['n_cells']} "
+                   f"cells ({rules} compatible)")
+    return ("Edges of the good region: " + "; ".join(out) + ".") if out else ""
+
+
 def verdict(fit: dict[str, Any], cells: pd.DataFrame) -> list[str]:
     """Sentences, most important first."""
     if fit["n_cells"] == 0:
-        out = ["No cell has an interior best λ convertible to a per-step decay, so no scaling "
-               "rule can be fitted."]
+        out = ["No cell has an interior best λ convertible to a per-step decay (and a best "
+               "test accuracy of at least 0.5), so no scaling rule can be fitted."]
     else:
         out = [_exponents(fit), _rules(fit), _lambda_norm(fit)]
-    return [s for s in (*out, _edges(cells)) if s]
+    return [s for s in (*out, _edge_fits(fit), _edges(cells)) if s]

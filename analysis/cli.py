@@ -16,14 +16,15 @@ from analysis._analysis import analyze
 from analysis._schema import AnalysisError
 
 EXIT_BAD_INPUT = 2
-DEFAULT_LAST = 50  # evaluations averaged per run, as the seed's sweep did
+DEFAULT_WINDOW = 0.1  # final fraction of each run's steps averaged for its final metrics
 
 
 def main(args: argparse.Namespace) -> int:
-    """`args` has .path, .out and .last (None: the default)."""
-    last = DEFAULT_LAST if getattr(args, "last", None) is None else args.last
+    """`args` has .path, .out, .window and .last (None: the defaults)."""
+    window = getattr(args, "window", None)
     try:
-        a = analyze(args.path, args.out, last=last)
+        a = analyze(args.path, args.out, window=DEFAULT_WINDOW if window is None else window,
+                    last=getattr(args, "last", None))
     except AnalysisError as e:
         print(f"wdsweep analyze: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -37,12 +38,22 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_options(p: argparse.ArgumentParser) -> None:
+    """--window / --last, shared with `wdsweep analyze`."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--window", type=float, default=None, metavar="FRACTION",
+                   help="final metrics = mean over the last FRACTION of each run's steps "
+                        f"(default {DEFAULT_WINDOW})")
+    g.add_argument("--last", type=int, default=None, metavar="N",
+                   help="final metrics = mean of each run's last N evaluations instead")
+
+
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The same arguments as `wdsweep analyze`, for `python -m analysis.cli`."""
     p = argparse.ArgumentParser(prog="wdsweep analyze")
     p.add_argument("path", type=Path)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--last", type=int, default=None)
+    add_options(p)
     return p.parse_args(argv)
 
 

@@ -7,16 +7,17 @@ Public API:
     run                       -- train a pack into a run directory (resumable)
 
 Configs and units import without torch (the sweep driver needs only those);
-`train`, `run` and `METRIC_COLUMNS` load torch on first use.
+`train` and `run` load torch on first use.
 """
 
 from typing import Any
 
 from trainer.config import PACKABLE, ConfigError, TrainConfig
 from trainer.presets import PRESETS, build, members, preset
+from trainer.schema import METRIC_COLUMNS
 from trainer.units import Decay, resolve_decay
 
-_LAZY = {"train": "trainer.loop", "run": "trainer.rundir", "METRIC_COLUMNS": "trainer.rundir"}
+_LAZY = {"train": "trainer.loop", "run": "trainer.rundir"}
 
 
 def __getattr__(name: str) -> Any:

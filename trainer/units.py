@@ -19,8 +19,11 @@ records all three, converted by :func:`resolve_decay` and nowhere else.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import TypeVar
+
+# Scalars, numpy arrays and pandas Series alike: the analysis converts whole columns here.
+X = TypeVar("X")
 
 
 @dataclass(frozen=True)
@@ -30,9 +33,19 @@ class Decay:
     lambda_norm: float  # d / sqrt(b / (B * T))
 
 
-def norm_factor(batch_size: int, train_size: int, epochs: float) -> float:
+def norm_factor(batch_size: X, train_size: X, epochs: X) -> X:
     """sqrt(b / (B * T)): the paper's normalization of the per-step decay."""
-    return math.sqrt(batch_size / (train_size * epochs))
+    return (batch_size / (train_size * epochs)) ** 0.5  # type: ignore[operator]
+
+
+def to_weight_decay(lambda_norm: X, lr: X, batch_size: X, train_size: X, epochs: X) -> X:
+    """λ_norm in PyTorch AdamW weight_decay units at this lr, b, B, T."""
+    return lambda_norm * norm_factor(batch_size, train_size, epochs) / lr  # type: ignore
+
+
+def to_lambda_norm(decay_per_step: X, batch_size: X, train_size: X, epochs: X) -> X:
+    """The per-step decay d in the paper's normalized units."""
+    return decay_per_step / norm_factor(batch_size, train_size, epochs)  # type: ignore
 
 
 def resolve_decay(

@@ -1,0 +1,153 @@
+"""The verdict: which rules the data leave standing, how strongly, and what would decide.
+
+A rule is named only when it is the one rule the free fit leaves compatible (F test,
+p ≥ 0.05; `_fit`). Its strength is how hard the others are rejected -- decisive when every
+other rule has p < 0.001, strong below 0.01, weak below 0.05 -- capped at weak with fewer
+than 3 seeds in some used cell (a spread from 2 seeds is one degree of freedom) or fewer
+than 3 cells. Otherwise the verdict is inconclusive and lists the rules still compatible,
+with the design that would separate the hardest pair: two cells a factor 4 (or 16) apart
+on the axis where they differ most, the seeds and λ grid that make the difference in
+ln d* about 2.8 standard errors (a 5% test with 80% power), and its cost in member-steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis import _fit
+from analysis._fit import AXIS_NAMES, COLUMNS, RULES
+
+Z = 1.96 + 0.84  # two-sided 5% test with 80% power
+FINE_STEP = math.log(math.sqrt(2))  # ln of the finest λ ratio the design proposes
+
+
+def decide(rules: dict[str, dict[str, Any]], design: _fit.Design | None, min_seeds: int,
+           n_cells: int) -> dict[str, Any]:
+    """{rule, strength, compatible, reason}; rule is None unless one rule alone survives."""
+    names = list(rules)
+    if design is None or not rules:
+        return dict(rule=None, strength="inconclusive", compatible=[],
+                    reason="too few usable cells to fit")
+    reg = design.reg
+    if reg.rank == 0:
+        return dict(rule=None, strength="inconclusive", compatible=names,
+                    reason="b, B and T do not vary across the usable cells")
+    if reg.dof_q <= 0:
+        return dict(rule=None, strength="inconclusive", compatible=names,
+                    reason="no degrees of freedom to test the rules against")
+    ok = [k for k in names if rules[k]["compatible"]]
+    if len(ok) == 1:
+        worst = max(rules[k]["p_value"] for k in names if k != ok[0])
+        strength = "decisive" if worst < 1e-3 else "strong" if worst < 1e-2 else "weak"
+        caps = [why for why, bad in (("fewer than 3 seeds in some cell", min_seeds < 3),
+                                     ("fewer than 3 cells", n_cells < 3)) if bad]
+        if caps and strength != "weak":
+            strength = "weak"
+        reason = f"every other rule is rejected (largest p = {worst:.2g})"
+        return dict(rule=ok[0], strength=strength, compatible=ok,
+                    reason=reason + (f"; at most weak: {', '.join(caps)}" if caps else ""))
+    if not ok:
+        return dict(rule=None, strength="inconclusive", compatible=[],
+                    reason="no rule fits: the free exponents differ from all four")
+    return dict(rule=None, strength="inconclusive", compatible=ok,
+                reason=f"{len(ok)} rules remain compatible with the free fit")
+
+
+def _steps(b: float, B: float, T: float) -> float:
+    return T * B / b  # a run's optimizer steps: T epochs of B/b steps
+
+
+def separating_design(compatible: list[str], design: _fit.Design | None, s_seed: float,
+                      cells: pd.DataFrame) -> dict[str, Any] | None:
+    """Cells, seeds and λ grid that would separate the two hardest-to-tell compatible rules."""
+    if len(compatible) < 2 or cells.empty:
+        return None
+    pairs = []
+    for a, b in itertools.combinations(compatible, 2):
+        diff = np.abs(np.subtract(RULES[a], RULES[b]))
+        pairs.append((float(diff.max()), int(diff.argmax()), a, b))
+    delta, j, ra, rb = min(pairs)
+    base = cells if design is None else design.cells
+    center = {c: float(np.exp(np.log(base[c].astype(float)).median())) for c in COLUMNS}
+    h_now = float(np.nanmedian(cells["grid_step_ln"])) if "grid_step_ln" in cells else math.nan
+    h = min(h_now, FINE_STEP) if math.isfinite(h_now) else FINE_STEP
+    for factor in (4.0, 16.0):
+        sigma = delta * math.log(factor) / (Z * math.sqrt(2))
+        room = sigma**2 - h**2 / 12
+        if room > 0:
+            break
+    else:
+        return None
+    n = max(3, math.ceil(s_seed**2 / room)) if math.isfinite(s_seed) else 3
+    span = np.log(cells["lambda_max"] / cells["lambda_min"]).median()
+    n_lam = int(math.ceil(span / h)) + 2 if math.isfinite(span) else 15  # + λ = 0
+    lo, hi = dict(center), dict(center)
+    lo[COLUMNS[j]] /= math.sqrt(factor)
+    hi[COLUMNS[j]] *= math.sqrt(factor)
+    cost = n * n_lam * sum(_steps(c["batch_size"], c["train_size"], c["T"]) for c in (lo, hi))
+    return {"rules": [ra, rb], "axis": AXIS_NAMES[j], "exponent_difference": delta,
+            "factor": factor, "cells": [{AXIS_NAMES[k]: c[COLUMNS[k]] for k in range(3)}
+                                        for c in (lo, hi)],
+            "seeds": n, "lambda_ratio": math.exp(h), "n_lambdas": n_lam,
+            "member_steps": float(cost),
+            "assumes": "the current seed spread of ln λ* and the median λ range"}
+
+
+def lambda_norm(rules: dict[str, Any], use: pd.DataFrame) -> dict[str, Any]:
+    """λ_norm from the sqrt rule's constant, and the same in PyTorch units at the study's
+    most common lr, b, B, T."""
+    null = {"estimate": None, "ci_low": None, "ci_high": None}
+    lam = {k: v for k, v in rules["sqrt"]["constant"].items() if k != "name"} \
+        if "sqrt" in rules else dict(null)
+    lam["units"] = "paper's normalized decay: d = lambda_norm·sqrt(b/(B·T))"
+    cols = ("lr", *COLUMNS)
+    if lam["estimate"] is None or any(c not in use or not use[c].notna().any() for c in cols):
+        lam["weight_decay"] = None
+        return lam
+    at = {c: float(use[c].mode().iloc[0]) for c in cols}
+    conv = {k: None if lam[k] is None else _fit.to_weight_decay(lam[k], *at.values())
+            for k in ("estimate", "ci_low", "ci_high")}
+    lam["weight_decay"] = {**conv, "units": "PyTorch AdamW weight_decay", "lr": at["lr"],
+                           "batch_size": at["batch_size"], "train_size": at["train_size"],
+                           "epochs": at["T"]}
+    return lam
+
+
+def fit_rules(cells: pd.DataFrame, seed_dof: int = 0, s_seed: float = math.nan,
+              col: str = "d_star", se_col: str = "se_ln_star", interior: bool = True
+              ) -> dict[str, Any]:
+    """Exponents with intervals, each rule's test, the verdict, a design, λ_norm."""
+    if se_col not in cells:
+        cells = cells.assign(**{se_col: math.nan})
+    out, design = _fit.fit(cells, col, se_col, seed_dof, interior)
+    use = cells[_fit.usable(cells, col, interior)]
+    min_seeds = int(use["n_seeds"].min()) if "n_seeds" in use and len(use) else 0
+    v = decide(out["rules"], design, min_seeds, out["n_cells"])
+    out["verdict"] = v
+    out["preferred_rule"] = v["rule"]
+    out["preference"] = {"preferred_rule": v["rule"], "strength": v["strength"],
+                         "compatible": v["compatible"]}
+    out["design"] = separating_design(v["compatible"], design, s_seed, cells)
+    out["lambda_norm"] = lambda_norm(out["rules"], use)
+    return out
+
+
+def fit_edge(cells: pd.DataFrame, edge: str, pooled: dict[str, Any]) -> dict[str, Any]:
+    """One edge's regression on ln b, ln B, ln T, its rules' tests and per-cell values."""
+    f = fit_rules(cells, pooled["dof"], pooled["sd_ln"], col=f"d_{edge}",
+                  se_col=f"se_ln_{edge}", interior=False)
+    per = [{"cell": c["cell"], "lambda": c[f"lambda_{edge}"],
+            "ci_low": c[f"lambda_{edge}_ci_low"], "ci_high": c[f"lambda_{edge}_ci_high"],
+            "d": c[f"d_{edge}"], "censored": c[f"{edge}_censored"] or None,
+            "n_seeds": c[f"n_{edge}_seeds"]} for _, c in cells.iterrows()]
+    keep = ("n_cells", "exponents", "identified", "dof", "residual_scale", "verdict", "design",
+            "notes")
+    return {**{k: f.get(k) for k in keep},
+            "rules": {k: {"p_value": r["p_value"], "compatible": r["compatible"],
+                          "weight": r["weight"]} for k, r in f["rules"].items()},
+            "per_cell": per}
