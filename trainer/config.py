@@ -35,7 +35,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
 }
 # Keys that change how a run is executed, not what it computes: left out of the hash.
-_EXECUTION_ONLY = ("device", "threads", "checkpoint_every")
+_EXECUTION_ONLY = ("device", "threads", "checkpoint_every", "cuda_graph", "compile_update")
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class TrainConfig:
     # execution
     device: str = "auto"
     threads: int | None = None  # torch threads; default: the CPUs this process may use
+    cuda_graph: bool = True  # CUDA: capture the whole step in a CUDA graph (eager if False)
+    compile_update: bool = False  # CUDA: fuse the optimizer update with torch.compile
 
     def __post_init__(self) -> None:
         if self.epochs is None and self.steps is None:

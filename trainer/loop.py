@@ -15,6 +15,7 @@ from trainer import checkpoint, tasks
 from trainer.config import PACKABLE, ConfigError, TrainConfig
 from trainer.model import PackedResMLP, reference_model
 from trainer.optim import PackedOptimizer
+from trainer.step import TrainStep
 
 Rows = list[dict[str, Any]]
 
@@ -76,11 +77,13 @@ def scores(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
 def train(members: Sequence[TrainConfig], out: Path | None = None, *,
           on_eval: Callable[[Rows], None] | None = None,
           on_checkpoint: Callable[[Path, int, Rows], None] | None = None,
+          on_resume: Callable[[int], None] | None = None,
           log: Callable[[str], None] = print) -> Rows:
     """Train the members together; return their metric history (one row per
     member per evaluation). With `out`, checkpoints go to out/checkpoints and a
     rerun continues from the newest good one, ending bit-identical.
-    `on_checkpoint(path, step, history)` runs after each checkpoint is saved."""
+    `on_checkpoint(path, step, history)` runs after each checkpoint is saved;
+    `on_resume(step)` once a checkpoint has been loaded, with the step it resumes from."""
     check_pack(members)
     cfg = members[0]
     torch.set_num_threads(cfg.threads or available_cpus())
@@ -96,24 +99,29 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
     opt = PackedOptimizer(cfg.optimizer, model, lr=[m.lr for m in members],
                           wd=[d.weight_decay for d in decays],
                           matrices_only=cfg.decay_mode == "matrices", beta1=cfg.beta1,
-                          beta2=cfg.beta2, eps=cfg.adam_eps, momentum=cfg.momentum)
+                          beta2=cfg.beta2, eps=cfg.adam_eps, momentum=cfg.momentum,
+                          compile=dev.type == "cuda" and cfg.compile_update)
+    train_step = TrainStep(model, opt, graph=cfg.cuda_graph, log=log)
     ident = [dict(member=k, config_hash=m.config_hash(), seed=m.seed, lr=m.lr,
                   weight_decay=d.weight_decay, decay_per_step=d.decay_per_step,
                   lambda_norm=d.lambda_norm, bn_eps=m.bn_eps, batch_size=b,
                   train_size=m.train_size) for k, (m, d) in enumerate(zip(members, decays))]
 
     # Training-mode loss/accuracy summed since the last evaluation: (2, K) and a count.
-    step, history, wall, acc_sum, acc_n = 0, [], 0.0, torch.zeros(2, K, device=dev), 0
+    step, history, wall, acc_sum, acc_n = 0, [], 0.0, train_step.acc_sum, 0
     ckpt_dir = out / "checkpoints" if out is not None else None
     if ckpt_dir is not None and (st := checkpoint.load_latest(ckpt_dir, log)) is not None:
         model.load_state(st["model"])
         opt.load_state(st["opt"])
         step, history, wall = st["step"], st["history"], st["wall"]
-        acc_sum, acc_n = st["acc_sum"].to(dev), st["acc_n"]
+        acc_sum.copy_(st["acc_sum"])  # in place: a captured step writes into this tensor
+        acc_n = st["acc_n"]
         torch.set_rng_state(st["rng"])
         if dev.type == "cuda" and "cuda_rng" in st:
             torch.cuda.set_rng_state(st["cuda_rng"], dev)
         log(f"resumed at step {step}/{S}")
+        if on_resume is not None:
+            on_resume(step)
 
     x, y = data["train"].x, data["train"].y
     kidx = torch.arange(K, device=dev)
@@ -128,18 +136,13 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
             xb, yb = x[idx, kidx], y[idx, kidx]
         else:  # the seed's loader: one fixed order, last partial batch dropped
             xb, yb = x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]
-        pred = model(xb)
-        loss = ((pred - yb) ** 2).mean(dim=(0, 2))  # (K,): members are independent
-        model.zero_grad()
-        loss.sum().backward()
-        opt.step()
-        with torch.no_grad():
-            acc_sum += torch.stack([loss.detach(), ((pred > 0.5) == (yb > 0.5)).all(-1)
-                                    .float().mean(0)])
+        train_step(xb, yb)  # forward, backward, update, acc_sum += (loss, accuracy)
         acc_n += 1
         step += 1
 
         if step % cfg.eval_interval == 0 or step == S:
+            if dev.type == "cuda":  # the clock counts queued GPU work as well
+                torch.cuda.synchronize(dev)
             now = time.perf_counter()
             wall, t0 = wall + (now - t0), now
             rows = _evaluate(model, data, ident, step, spe, acc_sum / acc_n, wall)
@@ -179,7 +182,8 @@ def _evaluate(model: PackedResMLP, data: dict[str, Batches], ident: Rows, step: 
     cols = dict(train_loss=train_scores[0], train_acc=train_scores[1], test_loss=te_loss,
                 test_acc=te_acc, val_loss=va_loss, val_acc=va_acc, bit_acc=te_bit,
                 weight_norm=wn, weight_norm_sq=wn2)
-    host = {k: v.double().cpu().tolist() for k, v in cols.items()}  # one device sync
+    stacked = torch.stack([v.to(torch.float64) for v in cols.values()]).cpu()  # one sync
+    host = dict(zip(cols, stacked.tolist()))
     return [dict(ident[k], step=step, epoch=step / spe, **{c: host[c][k] for c in host},
                  wall_time=wall) for k in range(len(ident))]
 
