@@ -41,9 +41,12 @@ def provenance() -> dict[str, Any]:
                 numpy=np.__version__, git_commit=commit or "unknown")
 
 
-def describe(members: Sequence[TrainConfig], status: str) -> dict[str, Any]:
+def describe(members: Sequence[TrainConfig], status: str,
+             resumed_from: Sequence[int] = ()) -> dict[str, Any]:
+    """config.json; `resumed_from` lists the step each restart continued from."""
     return dict(status=status, members=[m.resolved() for m in members],
-                config_hashes=[m.config_hash() for m in members], versions=provenance())
+                config_hashes=[m.config_hash() for m in members],
+                resumed_from=list(resumed_from), versions=provenance())
 
 
 def metrics_csv(rows: Rows) -> bytes:
@@ -83,8 +86,15 @@ def run(members: Sequence[TrainConfig], out: Path, *, log: Callable[[str], None]
         log(f"{out} is already finished; nothing to do")
         return out / "metrics.csv"
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "config.json", json.dumps(describe(members, "running"),
+    resumed: list[int] = (json.loads((out / "config.json").read_text()).get("resumed_from", [])
+                          if state == "resume" else [])
+    atomic_write_bytes(out / "config.json", json.dumps(describe(members, "running", resumed),
                                                         indent=2).encode())
+
+    def _resumed(step: int) -> None:
+        resumed.append(step)
+        atomic_write_bytes(out / "config.json", json.dumps(
+            describe(members, "running", resumed), indent=2).encode())
 
     def _checkpointed(path: Path, step: int, history: Rows) -> None:
         # metrics.csv follows the checkpoint, so it never holds rows a resume would redo.
@@ -92,8 +102,9 @@ def run(members: Sequence[TrainConfig], out: Path, *, log: Callable[[str], None]
         if on_checkpoint is not None:
             on_checkpoint(path, step)
 
-    rows = train(members, out, on_eval=on_eval, on_checkpoint=_checkpointed, log=log)
+    rows = train(members, out, on_eval=on_eval, on_checkpoint=_checkpointed,
+                 on_resume=_resumed, log=log)
     atomic_write_bytes(out / "metrics.csv", metrics_csv(rows))
-    atomic_write_bytes(out / "config.json", json.dumps(describe(members, "done"),
+    atomic_write_bytes(out / "config.json", json.dumps(describe(members, "done", resumed),
                                                         indent=2).encode())
     return out / "metrics.csv"
