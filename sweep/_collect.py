@@ -17,27 +17,32 @@ import pandas as pd
 
 from sweep import study as st
 from sweep.plan import member_from_dict
+from trainer.schema import LAST, RESULT_METRICS
 
-_FINAL = ("train_acc", "test_acc", "val_acc", "train_loss", "test_loss", "weight_norm")
 _INFO = ("node", "resumed_from", "train_seconds", "warnings")
 
 
-def collect(study: Path, name: str, grid, log) -> dict[str, Any]:
+def collect(study: Path, name: str, trials: list[dict[str, Any]], grid, log) -> dict[str, Any]:
+    """`trials` are the experiment's payloads: a trial Tune never started (Ctrl-C
+    early) has no config in the grid and counts as unfinished."""
     rows, hist = [], []
     n = {"completed_trials": 0, "errored_trials": 0, "unfinished_trials": 0}
+    by_key = {t["key"]: t for t in trials}
+    seen = set()
     for r in grid:
-        members = [member_from_dict(d) for d in r.config["trial"]["members"]]
-        key = r.config["trial"]["key"]
+        cfg = r.config.get("trial") if isinstance(r.config, dict) else None
+        key = cfg.get("key") if isinstance(cfg, dict) else None
+        if key not in by_key or key in seen:
+            continue
+        seen.add(key)
+        members = [member_from_dict(d) for d in by_key[key]["members"]]
         metrics = r.metrics or {}
         if r.error is None and r.checkpoint is not None and metrics.get("finished"):
             with r.checkpoint.as_directory() as d:
                 h = pd.read_csv(Path(d) / "metrics.csv", dtype={"config_hash": str})
             hist.append(h)
-            last = h[h.step == h.step.max()].set_index("config_hash")
             info = {k: metrics.get(k) for k in _INFO}
-            rows += [dict(_row(m, key, name, "completed"), **info,
-                          **{f"final_{c}": last.loc[m.config_hash(), c] for c in _FINAL})
-                     for m in members]
+            rows += completed_rows(members, key, name, h, info)
             n["completed_trials"] += 1
         elif r.error is not None:
             rows += [dict(_row(m, key, name, "errored"), error=_error_text(r))
@@ -45,8 +50,10 @@ def collect(study: Path, name: str, grid, log) -> dict[str, Any]:
             n["errored_trials"] += 1
         else:
             n["unfinished_trials"] += 1
-    st.merge_results(study, rows, pd.concat(hist, ignore_index=True) if hist else
-                     pd.DataFrame())
+    n["unfinished_trials"] += len(by_key.keys() - seen)
+    if rows:
+        st.merge_results(study, rows, pd.concat(hist, ignore_index=True) if hist else
+                         pd.DataFrame())
     status = ("running" if n["unfinished_trials"] else
               "errored" if n["errored_trials"] else "finished")
     st.set_experiment_status(study, name, status)
@@ -57,6 +64,15 @@ def collect(study: Path, name: str, grid, log) -> dict[str, Any]:
         log(f"{name}: interrupted with {n['unfinished_trials']} trials unfinished; "
             f"continue with `wdsweep resume {study}`")
     return {"completed": done, "errored": len(rows) - done, **n}
+
+
+def completed_rows(members, key: str, name: str, h: pd.DataFrame,
+                   info: dict[str, Any]) -> list[dict[str, Any]]:
+    """results.csv rows of a finished pack, from its history (metrics.csv)."""
+    last = h[h.step == h.step.max()].set_index("config_hash")
+    return [dict(_row(m, key, name, "completed"), **info,
+                 **{LAST + c: last.loc[m.config_hash(), c] for c in RESULT_METRICS})
+            for m in members]
 
 
 def _row(m, key: str, exp: str, status: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""CLI glue for run / resume / status: argument objects in, exit codes out."""
+"""CLI glue for run / resume / status / repair: argument objects in, exit codes out."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _report(study: Path) -> None:
     from analysis import cli as analysis_cli  # lazy: matplotlib
 
     out = study / "report"
-    rc = analysis_cli.main(argparse.Namespace(path=study, out=out, last=None))
+    rc = analysis_cli.main(argparse.Namespace(path=study, out=out, window=None, last=None))
     if rc == 0:
         print(f"report: {out / 'report.html'}")
 
@@ -26,8 +26,15 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_mod.load(args.spec)
     if args.study.exists() and not args.study.is_dir():
         raise UsageError(f"--study: {args.study} exists and is not a directory")
-    out = _driver.run(spec, args.study, address=args.address, dry_run=args.dry_run)
+    out = _driver.run(spec, args.study, address=args.address, dry_run=args.dry_run,
+                      yes=args.yes)
     return _after(args, out)
+
+
+def _report_stale(study: Path) -> bool:
+    """No report, or one older than the results (a kill during the report)."""
+    html, res = study / "report" / "report.html", study / "results.csv"
+    return res.exists() and (not html.exists() or html.stat().st_mtime < res.stat().st_mtime)
 
 
 def _after(args: argparse.Namespace, out: dict) -> int:
@@ -35,23 +42,40 @@ def _after(args: argparse.Namespace, out: dict) -> int:
     if out.get("unfinished_trials"):
         return 130
     trained = out.get("ran") or out.get("resumed")  # 0 for a dry run or nothing to do
-    if trained and not args.no_report and (args.study / "results.csv").exists():
+    if not args.no_report and not getattr(args, "dry_run", False) and (
+            (trained and (args.study / "results.csv").exists()) or _report_stale(args.study)):
         _report(args.study)
     return 1 if out.get("errored") else 0
+
+
+def _need_study(study: Path) -> None:
+    if not (study / "study.json").exists():
+        raise UsageError(f"study: {study} is not a wdsweep study (no study.json)")
 
 
 def resume(args: argparse.Namespace) -> int:
     from sweep import _driver
 
-    if not (args.study / "study.json").exists():
-        raise UsageError(f"study: {args.study} is not a wdsweep study (no study.json)")
+    _need_study(args.study)
     out = _driver.resume(args.study, retry_errored=args.retry_errored, address=args.address)
     return _after(args, out)
 
 
-def status(args: argparse.Namespace) -> int:
-    from sweep._status import status as study_status
+def repair(args: argparse.Namespace) -> int:
+    from sweep._repair import repair as repair_study
 
+    _need_study(args.study)
+    out = repair_study(args.study)
+    return 0 if not out["unrecoverable"] else 1
+
+
+def status(args: argparse.Namespace) -> int:
+    from sweep import _reap
+    from sweep._status import status as study_status
+    from sweep.study import is_locked
+
+    if not is_locked(args.study):
+        _reap.reap(args.study)  # Ray processes a killed driver left behind
     s = study_status(args.study)
     if args.json:
         json.dump(s, sys.stdout, indent=2)

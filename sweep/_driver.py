@@ -3,6 +3,12 @@
 Each study has an id (its name plus a random suffix, in study.json); its Tune
 experiments live at <storage>/<id>/exp-NNN, so studies sharing a storage root
 (an NFS path, an S3 prefix) never write over each other.
+
+Every experiment is a fresh Tune run: `run` starts one for the members the study
+has not completed, and `resume` starts one for the trials left unfinished (or
+errored, with retry_errored), each from its pack's newest verified trainer
+checkpoint (sweep._records). No Tune state is ever restored: nothing a study's
+storage holds is unpickled.
 """
 
 from __future__ import annotations
@@ -13,37 +19,48 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sweep import _records
 from sweep import study as st
 from sweep._collect import collect
 from sweep._ray import check_resources, connected, quiet, ray_version, storage
 from sweep._status import status
-from sweep.plan import Plan, make_plan
+from sweep.plan import make_plan
 from sweep.spec import Spec, SpecError
 
 
-def _tuner(spec: Spec, plan: Plan, study: Path, uri: str, name: str):
+class StudyFault(RuntimeError):
+    """A fault (not bad input) that stopped a sweep; the message is one line."""
+
+
+def _tuner(trials: list[dict[str, Any]], study: Path, uri: str, name: str,
+           res: dict[str, Any]):
     quiet()
     from ray import tune
 
     from sweep._progress import Progress
     from sweep._trainable import train_trial
+    from sweep.plan import member_from_dict
 
     root, fs = storage(uri.rsplit("/", 1)[0])
     if tune.Tuner.can_restore(f"{root}/{name}", storage_filesystem=fs):
         raise SpecError("run.storage", f"{uri} already holds a Tune experiment; refusing to "
                         "overwrite it (use a new study directory)")
-    member_steps = sum(m.total_steps for t in plan.trials for m in t.members)
-    return tune.Tuner(
-        tune.with_resources(train_trial, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial}),
-        param_space={"trial": tune.grid_search([t.payload() for t in plan.trials])},
+    member_steps = sum(member_from_dict(m).total_steps for t in trials for m in t["members"])
+    progress = Progress(study.resolve(), name, member_steps)
+    tuner = tune.Tuner(
+        tune.with_resources(train_trial, {"cpu": res["cpus_per_trial"],
+                                          "gpu": res["gpus_per_trial"]}),
+        param_space={"trial": tune.grid_search(trials)},
         tune_config=tune.TuneConfig(
             reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
-            name=name, storage_path=root, storage_filesystem=fs, verbose=0,
-            failure_config=tune.FailureConfig(max_failures=spec.max_failures, fail_fast=False),
+            name=name, storage_path=root, storage_filesystem=fs, verbose=0, stop=progress,
+            failure_config=tune.FailureConfig(max_failures=res["max_failures"],
+                                              fail_fast=False),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[Progress(study.resolve(), name, member_steps)]))
+            callbacks=[progress]))
+    return tuner, progress
 
 
 def _trial_name(trial) -> str:
@@ -51,10 +68,15 @@ def _trial_name(trial) -> str:
 
 
 def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = False,
-        log=print) -> dict[str, Any]:
+        yes: bool = False, log=print) -> dict[str, Any]:
     """Run the members of `spec` that `study` has not completed (new study or extension)."""
+    from sweep._bounds import check_grid_size, check_plan
+
+    check_grid_size(spec, yes)  # before expanding: a huge grid is refused in milliseconds
+    st.check(study)
     plan = make_plan(spec, st.completed_hashes(study))  # validates every grid point
     log(plan.summary(spec.cpus_per_trial))
+    check_plan(plan, spec, yes)
     if dry_run:
         return {"planned": len(plan.trials), "ran": 0}
     st.refuse_if_busy(study)
@@ -62,16 +84,33 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
     if not plan.trials:
         log("nothing to run: every member of this spec is already completed")
         return {"planned": 0, "ran": 0}
-    with connected(address):
+    fresh = not study.exists()
+    with connected(address, study) as embedded:
         check_resources(spec, log)
-        fresh = not study.exists()
         with st.locked(study):
-            try:
-                return _run_locked(spec, plan, study, log)
-            except SpecError:
-                if fresh:  # bad input found once Ray was up: leave no trace
-                    shutil.rmtree(study)
-                raise
+            if embedded and fresh:
+                from sweep._reap import record
+
+                record(study)  # now that the study exists
+            return _run_locked(spec, plan, study, fresh, log)
+
+
+def _run_locked(spec: Spec, plan, study: Path, fresh: bool, log) -> dict[str, Any]:
+    try:
+        _refuse_if_interrupted(study)  # again, now that no one else can change the study
+        res = dict(cpus_per_trial=spec.cpus_per_trial, gpus_per_trial=spec.gpus_per_trial,
+                   max_failures=spec.max_failures)
+        state = st.check(study)
+        state.setdefault("id", f"{spec.name}-{uuid.uuid4().hex[:8]}")
+        state["name"] = spec.name
+        root = f"{spec.storage_uri(study).rstrip('/')}/{state['id']}"
+        out = _launch(study, state, root, [t.payload() for t in plan.trials], res, log,
+                      spec=spec)
+    except SpecError:
+        if fresh:  # bad input found once Ray was up: leave no trace
+            shutil.rmtree(study)
+        raise
+    return {**out, "ran": len(plan.trials)}
 
 
 def _refuse_if_interrupted(study: Path) -> None:
@@ -81,70 +120,87 @@ def _refuse_if_interrupted(study: Path) -> None:
                         f"run `wdsweep resume {study}` first")
 
 
-def _run_locked(spec: Spec, plan: Plan, study: Path, log) -> dict[str, Any]:
-    _refuse_if_interrupted(study)  # again, now that no one else can change the study
-    state = st.read_state(study)
-    state.setdefault("id", f"{spec.name}-{uuid.uuid4().hex[:8]}")
+def _launch(study: Path, state: dict[str, Any], root: str, trials: list[dict[str, Any]],
+            res: dict[str, Any], log, *, spec: Spec | None = None,
+            continues: list[str] = ()) -> dict[str, Any]:
+    """Start experiment exp-NNN under `root` with `trials`, record it, run it, collect it."""
     name = f"exp-{len(state['experiments']):03d}"
-    uri = f"{spec.storage_uri(study).rstrip('/')}/{state['id']}/{name}"
-    try:  # build the Tuner (it writes tuner.pkl) before the study records the experiment
-        tuner = _tuner(spec, plan, study, uri, name)
+    uri = f"{root}/{name}"
+    try:  # build the Tuner before the study records the experiment
+        tuner, progress = _tuner(trials, study, uri, name, res)
     except OSError as e:
         raise SpecError("run.storage", f"cannot use {uri}: {e}") from None
-    _save_spec(study, spec, name)
-    state.update(name=spec.name, ray_version=ray_version())
+    if spec is not None:
+        _save_spec(study, spec, name)
+    plan_sha = _records.write_plan(study, name, trials, uri=uri, created=time.time(), **res)
+    for e in state["experiments"]:
+        if e["name"] in continues:
+            e["status"], e["continued_in"] = "continued", name
+    state["ray_version"] = ray_version()
     state["experiments"].append(dict(
         name=name, uri=uri, status="running", created=time.time(),
-        trials=[t.key for t in plan.trials],
-        members=[m.config_hash() for t in plan.trials for m in t.members],
-        cpus_per_trial=spec.cpus_per_trial, gpus_per_trial=spec.gpus_per_trial))
+        trials=[t["key"] for t in trials],
+        members=[_records_hash(m) for t in trials for m in t["members"]],
+        plan_sha256=plan_sha, continues=list(continues), **res))
     st.write_json(study / st.STATE, state)
     t0 = time.perf_counter()
     grid = tuner.fit()
-    log(f"{name}: Tune ran {len(plan.trials)} trials in {time.perf_counter() - t0:.1f} s")
-    return {**collect(study, name, grid, log), "ran": len(plan.trials)}
+    log(f"{name}: Tune ran {len(trials)} trials in {time.perf_counter() - t0:.1f} s")
+    out = collect(study, name, trials, grid, log)
+    if progress.fault is not None:
+        raise StudyFault(f"{progress.fault}; the sweep stopped: free space, then "
+                         f"`wdsweep resume {study}`")
+    return out
+
+
+def _records_hash(member: dict[str, Any]) -> str:
+    from sweep.plan import member_from_dict
+
+    return member_from_dict(member).config_hash()
 
 
 def resume(study: Path, *, retry_errored: bool = False, address: str | None = None,
            log=print) -> dict[str, Any]:
-    """Restore interrupted (and, with retry_errored, errored) experiments and finish them."""
-    from ray import tune
-
-    from sweep._trainable import train_trial
-
+    """Finish the trials a study left unfinished (and, with retry_errored, the errored
+    ones) in a new experiment, each from its newest verified trainer checkpoint."""
     with st.locked(study):
-        state, done = st.read_state(study), st.completed_hashes(study)
-        todo = []
+        state = st.check(study)
+        res_df = st.read_results(study)
+        done = set() if res_df.empty else set(res_df.loc[res_df.status == "completed",
+                                                         "config_hash"])
+        failed = set() if res_df.empty else set(res_df.config_hash) - done
+        trials: dict[str, dict[str, Any]] = {}
+        sources: dict[str, dict[str, Any]] = {}
         for e in state["experiments"]:
             if e["status"] == "errored" and set(e["members"]) <= done:
-                st.set_experiment_status(study, e["name"], "finished")  # completed since
-            elif e["status"] == "running" or (retry_errored and e["status"] == "errored"):
-                todo.append(e)
-        if not todo:
-            log("nothing to resume" + ("" if retry_errored else
-                                       " (errored trials need --retry-errored)"))
+                e["status"] = "finished"  # completed since
+            if e["status"] not in ("running", "errored", "continued"):
+                continue  # a continued one: its errored trials are still its own
+            for t in _records.read_plan(study, e):
+                hashes = {_records_hash(m) for m in t["members"]}
+                if hashes <= done or (hashes & failed and not retry_errored):
+                    continue
+                trials[t["key"]] = {"key": t["key"], "members": t["members"]}
+                sources[t["key"]] = e
+        st.write_json(study / st.STATE, state)
+        if not trials:
+            errored = [e["name"] for e in state["experiments"] if e["status"] == "errored"]
+            log("nothing to resume" + (" (errored trials need --retry-errored)"
+                                       if errored and not retry_errored else ""))
             return {"resumed": 0}
-        if state.get("ray_version") not in (None, ray_version()):
-            log(f"WARNING: this study was run with Ray {state['ray_version']}, this is "
-                f"{ray_version()}: experiments may not restore across versions")
-        out = dict.fromkeys(("resumed", "completed", "errored", "errored_trials",
-                             "unfinished_trials"), 0)
-        with connected(address):
-            for e in todo:
-                path, fs = storage(e["uri"])
-                if not tune.Tuner.can_restore(path, storage_filesystem=fs):
-                    raise SpecError("--study", f"experiment {e['name']} at {e['uri']} cannot be "
-                                    "restored (its tuner.pkl is missing or damaged)")
-                res = {"cpu": e["cpus_per_trial"], "gpu": e["gpus_per_trial"]}
-                tuner = tune.Tuner.restore(path, tune.with_resources(train_trial, res),
-                                           resume_unfinished=True, resume_errored=retry_errored,
-                                           restart_errored=False, storage_filesystem=fs)
-                log(f"resuming {e['name']}")
-                got = collect(study, e["name"], tuner.fit(), log)
-                for k in ("completed", "errored", "errored_trials", "unfinished_trials"):
-                    out[k] += got[k]
-                out["resumed"] += 1
-        return out
+        continues = sorted({e["name"] for e in sources.values()})
+        first = sources[next(iter(trials))]
+        res = {k: first.get(k, d) for k, d in (("cpus_per_trial", 1), ("gpus_per_trial", 0),
+                                               ("max_failures", 2))}
+        for key, t in trials.items():
+            t["init"] = [f.uri for f in _records.checkpoints(state, key)]
+        started = sum(bool(t["init"]) for t in trials.values())
+        log(f"resuming {len(trials)} trials of {', '.join(continues)} "
+            f"({started} from a checkpoint)")
+        with connected(address, study):
+            out = _launch(study, state, first["uri"].rsplit("/", 1)[0], list(trials.values()),
+                          res, log, continues=continues)
+        return {**out, "resumed": len(trials)}
 
 
 def _save_spec(study: Path, spec: Spec, name: str) -> None:
@@ -155,4 +211,4 @@ def _save_spec(study: Path, spec: Spec, name: str) -> None:
     atomic_write_bytes(study / "spec.toml", spec.text.encode())
 
 
-__all__ = ["resume", "run", "status"]
+__all__ = ["StudyFault", "resume", "run", "status"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.stopper import Stopper
 
 from sweep.study import STATUS, write_json
 
@@ -27,7 +28,11 @@ def _members(trial: Any) -> int:
     return len(trial.config["trial"]["members"])
 
 
-class Progress(Callback):
+class Progress(Callback, Stopper):
+    """Also Tune's stopper: when STUDY/status.json cannot be written (a full disk)
+    the experiment stops, and the driver reports the fault once Tune has saved what
+    it can (`fault`); `wdsweep resume` continues after the operator frees space."""
+
     # Tune pickles its callbacks with the experiment: hold no open streams here.
     def __init__(self, study: Path, experiment: str, member_steps: int, every_s: float = 5.0):
         self.study, self.experiment, self.every_s = study, experiment, every_s
@@ -35,6 +40,14 @@ class Progress(Callback):
         self.t0 = time.monotonic()
         self.last = 0.0
         self.steps: dict[str, int] = {}  # trial id -> member-steps done (this driver)
+        self.fault: str | None = None
+
+    # Stopper ---------------------------------------------------------------------
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return self.fault is not None
+
+    def stop_all(self) -> bool:
+        return self.fault is not None
 
     # Tune hooks ------------------------------------------------------------------
     def setup(self, **info):  # also on restore: the clock starts with this driver
@@ -81,9 +94,14 @@ class Progress(Callback):
             f"{c['pending']} pending, {c['errored']} errored | members "
             f"{counts['members']['completed']}/{sum(counts['members'].values())}{eta}\n")
         sys.stdout.flush()
-        write_json(self.study / STATUS, {"experiment": self.experiment, "updated": time.time(),
-                                         **counts,
-                                         "per_trial": [_row(t) for t in trials]})
+        if self.fault is not None:
+            return
+        try:
+            write_json(self.study / STATUS, {"experiment": self.experiment,
+                                             "updated": time.time(), **counts,
+                                             "per_trial": [_row(t) for t in trials]})
+        except OSError as e:
+            self.fault = f"cannot write {self.study / STATUS}: {e.strerror or e}"
 
 
 def _row(t: Any) -> dict[str, Any]:

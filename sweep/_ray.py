@@ -11,6 +11,8 @@ from typing import Any
 
 from sweep.spec import Spec, SpecError
 
+LOOPBACK = "127.0.0.1"
+
 
 def quiet() -> None:
     """Ray's own tables and per-checkpoint warnings would bury the progress view."""
@@ -20,13 +22,17 @@ def quiet() -> None:
 
 
 @contextmanager
-def connected(address: str | None) -> Iterator[None]:
+def connected(address: str | None, study: Path | None = None) -> Iterator[bool]:
     """A local Ray sized to the machine, or a cluster at `address`; an existing
-    connection (a notebook, the tests) is used as is and left open."""
+    connection (a notebook, the tests) is used as is and left open.
+
+    A local Ray is embedded on loopback only (node IP 127.0.0.1, no dashboard), and
+    its processes are recorded in the study so that the next command reaps them if
+    this driver is killed (sweep._reap). Yields whether it started a local Ray."""
     import ray
 
     if ray.is_initialized():
-        yield
+        yield False
         return
     quiet()
     _check_reachable(address)
@@ -35,7 +41,13 @@ def connected(address: str | None) -> Iterator[None]:
                               log_to_driver=False)
     try:
         if address is None:
-            ray.init(include_dashboard=False, **kw)
+            from sweep import _reap
+
+            if study is not None and study.is_dir():
+                _reap.reap(study)
+            ray.init(include_dashboard=False, _node_ip_address=LOOPBACK, **kw)
+            if study is not None and study.is_dir():
+                _reap.record(study)
         else:
             ray.init(address=address, **kw)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
@@ -44,9 +56,13 @@ def connected(address: str | None) -> Iterator[None]:
         raise SpecError("--address", f"cannot connect to Ray at {where}: {first}; allowed: "
                         "auto, host:port, ray://host:port") from None
     try:
-        yield
+        yield address is None
     finally:
         ray.shutdown()
+        if address is None and study is not None:
+            from sweep import _reap
+
+            _reap.forget(study)
 
 
 def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:

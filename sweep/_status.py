@@ -14,12 +14,16 @@ def status(study: Path) -> dict[str, Any]:
     """Counts in members: total, completed, running, pending, errored (+ per trial)."""
     if not (study / st.STATE).exists():
         raise SpecError("study", f"{study} is not a wdsweep study (no {st.STATE})")
-    state = st.read_state(study)
+    state = st.check(study)  # a damaged study stops here, naming the file
     res = st.read_results(study)
     done = set() if res.empty else set(res.loc[res.status == "completed", "config_hash"])
     failed = set() if res.empty else set(res.loc[res.status == "errored", "config_hash"]) - done
     planned = {h for e in state["experiments"] for h in e["members"]} | done | failed
-    live = json.loads((study / st.STATUS).read_text()) if (study / st.STATUS).exists() else {}
+    try:
+        live = json.loads((study / st.STATUS).read_text()) if (study / st.STATUS).exists() \
+            else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        live = {}  # advisory, rewritten by the running driver: a torn one shows no trials
     alive = st.is_locked(study)
     running = 0
     if alive and live:

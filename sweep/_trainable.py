@@ -2,9 +2,12 @@
 
 The trainer writes to a local scratch directory; every trainer checkpoint is
 handed to Tune together with metrics.csv and config.json, so the trial's latest
-Tune checkpoint always holds its full metric history. On restore (after a crash,
-a lost node, or `wdsweep resume`) the scratch directory is rebuilt from that
-checkpoint and the trainer continues from it.
+Tune checkpoint always holds its full metric history. When Tune retries a
+trial (a crash, a lost node) the scratch directory is rebuilt from that
+checkpoint and the trainer continues from it. A trial that `wdsweep resume`
+starts in a new experiment carries `init`: the Tune checkpoint directories of
+its pack's newest verified trainer checkpoints, of which only the trainer's own
+files are copied (never a pickle), so it continues bit-identically.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ def train_trial(config: dict[str, Any]) -> None:
         if ckpt is not None:
             with ckpt.as_directory() as d:
                 shutil.copytree(d, run_dir)
+        elif trial.get("init"):
+            from sweep._records import fetch
+
+            for i, uri in enumerate(reversed(trial["init"])):  # the newest last: its files win
+                fetch(uri, run_dir, ("config.json", "metrics.csv") if i == len(
+                    trial["init"]) - 1 else ())
         _run(members, run_dir, trial["key"])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -47,6 +56,7 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
     node = ray.get_runtime_context().get_node_id()
     t_start = time.perf_counter()
     latest: dict[str, Any] = {"resumed_from": 0}
+    final = {"reported": False}
 
     def log(line: str) -> None:
         """Keep where the trainer resumed and every warning (results.csv shows them);
@@ -75,11 +85,19 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
             metrics = dict(latest, step=step, finished=step == S, trial_key=key,
                            train_seconds=time.perf_counter() - t_start)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+            final["reported"] = step == S
 
     # metrics.csv is rewritten before each on_checkpoint call (trainer.run), so the
     # final checkpoint carries the complete history.
     trainer.run(members, run_dir, log=log, on_eval=on_eval,
                 on_checkpoint=on_checkpoint)
+    if not final["reported"]:  # resumed from the final checkpoint: nothing left to train
+        from trainer.checkpoint import list_checkpoints
+
+        newest = list_checkpoints(run_dir / "checkpoints")
+        if newest and newest[0].name == f"state-{S:09d}.pt":
+            latest.setdefault("step", S)
+            on_checkpoint(newest[0], S)
 
 
 def _maybe_fail(step: int, members: list[trainer.TrainConfig]) -> None:

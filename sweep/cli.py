@@ -1,19 +1,22 @@
 """`wdsweep`: the service's front door.
 
-Subcommands: train (one run, no Ray), run / resume / status (sweeps on Ray
-Tune), analyze (reports; loads `analysis` lazily). Bad input prints one line
-naming the field and what is allowed, and exits with status 2.
+Subcommands: train (one run, no Ray), run / resume / status / repair (sweeps on
+Ray Tune), analyze (reports; loads `analysis` lazily). Bad input (or a damaged
+study) prints one line naming the field or file and what is allowed, and exits
+with status 2; a fault (a full disk, an I/O error) prints one line and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+EXIT_FAULT = 1
 
 
 class UsageError(ValueError):
@@ -29,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; packable keys take comma lists")
     t.add_argument("--out", required=True, type=Path, help="run directory (resumed if present)")
+    t.add_argument("--yes", action="store_true", help="run even beyond the compute bounds")
 
     r = sub.add_parser("run", help="run (or extend) a sweep from a TOML spec")
     r.add_argument("spec", type=Path)
@@ -36,12 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--address", default=None, help="Ray cluster: auto, host:port, ray://host:port")
     r.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     r.add_argument("--no-report", action="store_true", help="skip the analysis report")
+    r.add_argument("--yes", action="store_true",
+                   help="run even beyond the size and compute bounds")
 
     s = sub.add_parser("resume", help="continue an interrupted sweep")
     s.add_argument("study", type=Path)
     s.add_argument("--retry-errored", action="store_true", help="rerun errored trials")
     s.add_argument("--address", default=None)
     s.add_argument("--no-report", action="store_true")
+
+    rp = sub.add_parser("repair", help="rebuild a damaged study's tables from its checkpoints")
+    rp.add_argument("study", type=Path)
 
     st = sub.add_parser("status", help="per-trial table and counts")
     st.add_argument("study", type=Path)
@@ -50,15 +59,31 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="best lambda per cell, scaling-rule fit, HTML report")
     a.add_argument("path", type=Path, help="study dir, Ray Tune experiment dir, CSV or Parquet")
     a.add_argument("--out", required=True, type=Path)
-    a.add_argument("--last", type=int, default=None, help="evaluations averaged per run")
+    g = a.add_mutually_exclusive_group()  # the same options as analysis.cli.add_options
+    g.add_argument("--window", type=float, default=None, metavar="FRACTION",
+                   help="final metrics = mean over the last FRACTION of each run's steps "
+                        "(default 0.1)")
+    g.add_argument("--last", type=int, default=None, metavar="N",
+                   help="final metrics = mean of each run's last N evaluations instead")
     return p
 
 
 def _train(args: argparse.Namespace) -> int:
     import trainer
+    from sweep import _bounds
 
     members = trainer.members(trainer.preset(args.preset), args.sets)
-    trainer.run(members, args.out, log=lambda s: print(s, flush=True))
+    _bounds.check_members(members, prefix="--set ")
+    _bounds.check_unique(members, "--set")
+    _bounds.check_compute(_bounds.core_hours(members), "--set steps", args.yes)
+    fresh = not args.out.exists() or not any(args.out.iterdir())
+    try:
+        trainer.run(members, args.out, log=lambda s: print(s, flush=True))
+    except BaseException:
+        # A run that failed before its first checkpoint leaves nothing behind.
+        if fresh and args.out.is_dir() and not any((args.out / "checkpoints").glob("*.pt")):
+            shutil.rmtree(args.out)
+        raise
     print(f"wrote {args.out / 'metrics.csv'}")
     return 0
 
@@ -66,13 +91,17 @@ def _train(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "train":
         return _train(args)
-    if args.cmd in ("run", "resume", "status"):
+    if args.cmd in ("run", "resume", "status", "repair"):
         from sweep import _commands
 
         return getattr(_commands, args.cmd)(args)
     if args.cmd == "analyze":
         from analysis import cli as analysis_cli  # lazy: matplotlib and pandas
 
+        if (args.path / "study.json").is_file():  # a study: refuse a damaged one first
+            from sweep.study import check
+
+            check(args.path)
         return analysis_cli.main(args)
     raise AssertionError(args.cmd)
 
@@ -89,9 +118,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `wdsweep status --json | head`: the reader left
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except MemoryError:
+        print(f"wdsweep {args.cmd}: error: out of memory; allowed: a smaller model or pack",
+              file=sys.stderr)
+        return EXIT_FAULT
+    except OSError as e:  # a fault of the machine, not of the input: one line, exit 1
+        if isinstance(e, BrokenPipeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"wdsweep {args.cmd}: fault: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_FAULT
+    except RuntimeError as e:
+        from sweep._driver import StudyFault
+
+        if not isinstance(e, StudyFault):
+            raise
+        print(f"wdsweep {args.cmd}: fault: {e}", file=sys.stderr)
+        return EXIT_FAULT
 
 
 if __name__ == "__main__":

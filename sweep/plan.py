@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import tomllib
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,25 @@ def est_ms_per_step(m: TrainConfig) -> float:
     return SEED_MS_PER_STEP * work / _SEED_WORK
 
 
+def pack_size(spec: Spec, m: TrainConfig, gpu_memory: int | None = None) -> int:
+    """Members per trial for members shaped like `m`. On CPU: the spec's pack. On a GPU
+    (gpus_per_trial > 0) a step costs about the same at K=1 as at K=1000, so: as many
+    as fit in the trial's share of the card's memory (trainer.memory), capped by
+    run.pack only when the spec sets it. No GPU visible to the planner (and no
+    $WDSWEEP_GPU_MEMORY_GB): the spec's pack."""
+    if spec.gpus_per_trial <= 0:
+        return spec.pack
+    from trainer.memory import fit_members, gpu_memory_bytes
+
+    mem = gpu_memory if gpu_memory is not None else gpu_memory_bytes()
+    if mem is None:
+        return spec.pack
+    fit = fit_members(m, int(mem * min(1.0, spec.gpus_per_trial)))
+    given = ("pack" in tomllib.loads(spec.text).get("run", {}) if spec.text
+             else spec.pack != Spec.pack)
+    return min(fit, spec.pack) if given else fit
+
+
 def expand(spec: Spec) -> list[TrainConfig]:
     """Every grid point as a validated member config."""
     base = base_config(spec)
@@ -92,22 +112,36 @@ def _cell_key(m: TrainConfig) -> str:
 
 def make_plan(spec: Spec, completed: set[str] = frozenset()) -> Plan:  # type: ignore[assignment]
     members = expand(spec)
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     todo: dict[str, list[TrainConfig]] = {}
-    for m in members:
+    for i, m in enumerate(members):
         h = m.config_hash()
-        if h in completed or h in seen:  # done already, or a duplicate grid point
+        if seen.setdefault(h, i) != i:
+            _duplicate(spec, seen[h], i)
+        if h in completed:
             continue
-        seen.add(h)
         todo.setdefault(_cell_key(m), []).append(m)
     trials = []
     for group in todo.values():
-        for i in range(0, len(group), spec.pack):
-            chunk = tuple(group[i : i + spec.pack])
+        size = pack_size(spec, group[0])
+        for i in range(0, len(group), size):
+            chunk = tuple(group[i : i + size])
             key = hashlib.sha256("".join(m.config_hash() for m in chunk).encode()).hexdigest()
             trials.append(Trial(key[:12], chunk))
     done = sum(1 for m in members if m.config_hash() in completed)
     return Plan(tuple(members), tuple(trials), done)
+
+
+def _duplicate(spec: Spec, i: int, j: int) -> None:
+    """Two grid points that are one run after canonicalization: bad input."""
+    combos = itertools.islice(itertools.product(*spec.grid.values()), j + 1)
+    points = [c for n, c in enumerate(combos) if n in (i, j)]
+    diff = [(k, a, b) for k, a, b in zip(spec.grid, *points) if a != b]
+    where = f"grid.{diff[0][0]}" if diff else "grid"
+    said = ", ".join(f"{k}={a!r} vs {b!r}" for k, a, b in diff)
+    raise SpecError(where, f"grid points {i + 1} and {j + 1} ({said}) are the same run after "
+                    "canonicalization (values equal to 12 significant digits, or a decay "
+                    "given twice in different units); allowed: distinct runs")
 
 
 def member_from_dict(d: dict[str, Any]) -> TrainConfig:

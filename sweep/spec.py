@@ -78,6 +78,11 @@ def parse(text: str) -> Spec:
         _check_key(f"fixed.{k}", k)
         coerce_in(f"fixed.{k}", k, v)
     grid = {k: _axis(k, v) for k, v in _table(raw, "grid").items()}
+    units = [f"fixed.{k}" for k in fixed if k in DECAY_KEYS] + \
+        [f"grid.{k}" for k in grid if k in DECAY_KEYS]
+    if len(units) > 1:
+        raise SpecError(units[1], f"conflicts with {units[0]}: give the decay in one unit; "
+                        f"allowed: one of {', '.join(DECAY_KEYS)}, in [fixed] or [grid]")
     res, run = _table(raw, "resources"), _table(raw, "run")
     _only(res, SECTIONS["resources"], "resources.")
     _only(run, SECTIONS["run"], "run.")
@@ -141,10 +146,14 @@ def _axis(key: str, v: Any) -> list[Any]:
         ok = (isinstance(args, list) and len(args) == 3
               and all(isinstance(a, int | float) and not isinstance(a, bool) for a in args)
               and float(args[2]).is_integer() and args[2] >= 1)
-        if not ok or (kind == "log" and min(args[:2]) <= 0):
+        if not ok or (kind == "log" and min(args[:2]) <= 0) or not (
+                args[0] < args[1] or (args[0] == args[1] and args[2] == 1)):
             raise SpecError(where, f"got {v}; expected {kind} = [lo, hi, n] with n >= 1"
-                            + (" and lo, hi > 0" if kind == "log" else ""))
+                            + (", lo, hi > 0" if kind == "log" else "")
+                            + " and lo < hi (lo == hi only with n = 1)")
         lo, hi, n = args
+        if n > 1_000_000:
+            raise SpecError(where, f"got n = {n}; allowed: n <= 1000000")
         gen = np.geomspace if kind == "log" else np.linspace
         v = [float(f"{x:.6g}") for x in gen(lo, hi, int(n))]
     if not isinstance(v, list) or not v:

@@ -5,12 +5,19 @@
     STUDY/results.csv     one row per member: resolved config, final metrics, status
     STUDY/history.csv     one row per member per evaluation
     STUDY/status.json     live trial counts, written by the running driver
+    STUDY/plans/          one JSON record per experiment: its trials and members
     STUDY/experiments/    Ray Tune experiments (unless the spec sets run.storage)
+
+study.json records the row count and sha256 of results.csv and history.csv each
+time they are written; every command checks them first (`check`), so a table
+that was truncated or edited stops the command with a one-line error instead of
+giving a wrong answer. `wdsweep repair` rebuilds the tables (sweep._repair).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -29,6 +36,16 @@ RESULTS, HISTORY, STATE, STATUS = "results.csv", "history.csv", "study.json", "s
 
 class StudyBusy(SpecError):
     pass
+
+
+class StudyDamaged(SpecError):
+    """A study file is unreadable or differs from what study.json recorded; the key
+    names the file, the message says how to repair it."""
+
+    def __init__(self, study: Path, name: str, what: str) -> None:
+        fix = (f"run `wdsweep repair {study}` to rebuild it" if name != STATE else
+               f"run `wdsweep repair {study}` to rebuild it from {study / 'plans'}")
+        super().__init__(name, f"{study / name} is damaged: {what}; {fix}")
 
 
 def refuse_if_busy(study: Path) -> None:
@@ -72,7 +89,18 @@ def is_locked(study: Path) -> bool:
 
 def read_state(study: Path) -> dict[str, Any]:
     p = study / STATE
-    return json.loads(p.read_text()) if p.exists() else {"experiments": []}
+    if not p.exists():
+        return {"experiments": []}
+    try:
+        state = json.loads(p.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise StudyDamaged(study, STATE, f"not JSON ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:80]})") from None
+    if not (isinstance(state, dict) and isinstance(state.get("experiments"), list)
+            and all(isinstance(e, dict) and {"name", "uri", "status", "members"} <= e.keys()
+                    for e in state["experiments"])):
+        raise StudyDamaged(study, STATE, "not a wdsweep study record (no experiments list)")
+    return state
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -83,8 +111,54 @@ _IDS = {"config_hash": str, "trial_id": str}  # hex ids that pandas could read a
 
 
 def read_results(study: Path) -> pd.DataFrame:
-    p = study / RESULTS
-    return pd.read_csv(p, dtype=_IDS) if p.exists() else pd.DataFrame()
+    return _read_table(study, RESULTS)
+
+
+def _read_table(study: Path, name: str) -> pd.DataFrame:
+    p = study / name
+    if not p.exists():
+        return pd.DataFrame()
+    try:
+        df = pd.read_csv(p, dtype=_IDS)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise StudyDamaged(study, name, f"unreadable CSV ({str(e).splitlines()[0][:80]})") \
+            from None
+    if "config_hash" not in df.columns or (name == RESULTS and "status" not in df.columns):
+        raise StudyDamaged(study, name, "missing its config_hash/status columns")
+    return df
+
+
+def _record(data: bytes, rows: int) -> dict[str, Any]:
+    return {"rows": rows, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def check(study: Path) -> dict[str, Any]:
+    """The study's state, after checking that results.csv and history.csv are what
+    study.json recorded (StudyDamaged naming the file otherwise)."""
+    state = read_state(study)
+    tables = state.get("tables", {})
+    pending = state.get("tables_pending", {})
+    for name in (RESULTS, HISTORY):
+        p = study / name
+        want = [r for r in (tables.get(name), pending.get(name)) if r]
+        if not p.exists():
+            if want and want[0]["rows"] > 0:
+                raise StudyDamaged(study, name, f"missing (study.json records "
+                                   f"{want[0]['rows']} rows)")
+            continue
+        data = p.read_bytes()
+        if not want:  # a study written before tables were recorded: readable is all we know
+            _read_table(study, name)
+            continue
+        if hashlib.sha256(data).hexdigest() not in {r["sha256"] for r in want}:
+            try:
+                got = f"{len(_read_table(study, name))} rows"
+            except StudyDamaged:
+                got = "unreadable"
+            raise StudyDamaged(study, name, f"it holds {got} but study.json records "
+                               f"{want[0]['rows']} rows with another checksum (truncated "
+                               "or edited)")
+    return state
 
 
 def set_experiment_status(study: Path, name: str, status: str) -> None:
@@ -121,16 +195,35 @@ def merge_results(study: Path, rows: list[dict[str, Any]], history: pd.DataFrame
             .drop_duplicates("config_hash").sort_values("_order")
             .drop(columns=["_rank", "_tie", "_order"]))
     done = set(both.loc[both.status == "completed", "config_hash"])
-    hist_path = study / HISTORY
-    old_h = pd.read_csv(hist_path, dtype=_IDS) if hist_path.exists() else pd.DataFrame()
+    old_h = _read_table(study, HISTORY)
     have = set(old_h["config_hash"]) if not old_h.empty else set()
     add = history[history.config_hash.isin(done - have)] if not history.empty else history
     hist = pd.concat([old_h, add], ignore_index=True) if not old_h.empty else add
-    _write_csv(hist_path, hist)
-    _write_csv(study / RESULTS, both)
+    write_tables(study, both, hist)
 
 
-def _write_csv(path: Path, df: pd.DataFrame) -> None:
+def write_tables(study: Path, results: pd.DataFrame, history: pd.DataFrame,
+                 state: dict[str, Any] | None = None) -> None:
+    """Write results.csv and history.csv and record them in study.json. Crash-safe:
+    study.json first names the new tables as pending, each table is renamed into
+    place, then study.json records them; `check` accepts either record."""
+    data = {RESULTS: _csv(results), HISTORY: _csv(history)}
+    recs = {RESULTS: _record(data[RESULTS], len(results)),
+            HISTORY: _record(data[HISTORY], len(history))}
+    state = read_state(study) if state is None else state
+    state["tables_pending"] = recs
+    write_json(study / STATE, state)
+    for name, b in data.items():
+        if recs[name]["rows"]:
+            atomic_write_bytes(study / name, b)
+        else:  # no rows, no file (a CSV without columns would not read back)
+            (study / name).unlink(missing_ok=True)
+    state["tables"] = recs
+    state.pop("tables_pending")
+    write_json(study / STATE, state)
+
+
+def _csv(df: pd.DataFrame) -> bytes:
     buf = io.StringIO()
     df.to_csv(buf, index=False, float_format="%.17g")
-    atomic_write_bytes(path, buf.getvalue().encode())
+    return buf.getvalue().encode()

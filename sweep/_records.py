@@ -1,0 +1,143 @@
+"""wdsweep's own records of what a study ran, and where its packs' checkpoints are.
+
+Resume and repair read only these: JSON plan records (checksummed in study.json)
+and the trainer checkpoints inside the Tune experiments (`state-<step>.pt` with
+its sha256 sidecar, loaded by the trainer with `weights_only=True`). Nothing
+Tune pickled (tuner.pkl, params.pkl, experiment state) is ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweep import study as st
+from trainer.fsutil import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+PLANS = "plans"
+_STATE = re.compile(r"^state-(\d+)\.pt$")
+
+
+def write_plan(study: Path, name: str, trials: list[dict[str, Any]], **record: Any) -> str:
+    """STUDY/plans/<name>.json: the trials' payloads and `record` (uri, resources), enough
+    for `wdsweep repair` to rebuild study.json; returns its sha256 for study.json."""
+    data = json.dumps({"experiment": name, **record, "trials": trials}, indent=1).encode()
+    (study / PLANS).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(study / PLANS / f"{name}.json", data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
+    """The experiment's trial payloads, checked against study.json's checksum."""
+    rel = f"{PLANS}/{exp['name']}.json"
+    p = study / rel
+    if "plan_sha256" not in exp:
+        return _legacy_plan(study, exp)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise st.StudyDamaged(study, rel, f"cannot read it ({e.strerror})") from None
+    if hashlib.sha256(data).hexdigest() != exp["plan_sha256"]:
+        raise st.StudyDamaged(study, rel, "its checksum differs from study.json's")
+    return json.loads(data)["trials"]
+
+
+def _legacy_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
+    """A study from before plan records: plan its saved spec again (TOML, no code)
+    and accept it only when it gives exactly the recorded trials and members."""
+    from sweep.plan import expand, make_plan
+    from sweep.spec import load
+
+    rel = f"specs/{exp['name']}.toml"
+    spec = load(study / rel)
+    others = {m.config_hash() for m in expand(spec)} - set(exp["members"])
+    plan = make_plan(spec, others)
+    if [t.key for t in plan.trials] != exp.get("trials"):
+        raise st.StudyDamaged(study, rel, f"it no longer plans the trials study.json records "
+                              f"for {exp['name']}")
+    return [t.payload() for t in plan.trials]
+
+
+def filesystem(uri: str) -> tuple[str, Any]:
+    """(path, pyarrow filesystem) for a local path or s3:// URI, creating nothing."""
+    from pyarrow import fs
+
+    if "://" in uri:
+        from sweep._ray import storage
+
+        return storage(uri)
+    return uri, fs.LocalFileSystem()
+
+
+@dataclass(frozen=True)
+class Found:
+    step: int
+    uri: str  # a Tune checkpoint directory holding checkpoints/state-<step>.pt
+
+
+def checkpoints(state: dict[str, Any], key: str, keep: int = 2) -> list[Found]:
+    """The newest `keep` trainer checkpoints of trial `key` whose bytes match their
+    sha256 sidecar, newest first, across every experiment that ran the trial."""
+    from pyarrow import fs as pafs
+
+    cands: list[tuple[int, str, str, Any]] = []
+    for e in state["experiments"]:
+        if key not in e.get("trials", []):
+            continue
+        root, fs = filesystem(e["uri"])
+        tdir = f"{root.rstrip('/')}/trial-{key}"
+        if fs.get_file_info(tdir).type != pafs.FileType.Directory:
+            continue
+        for info in fs.get_file_info(pafs.FileSelector(tdir, recursive=True)):
+            m = _STATE.match(info.base_name)
+            if m and info.path.rsplit("/", 2)[-2] == "checkpoints":
+                ckpt_dir = info.path.rsplit("/", 2)[0]
+                scheme = e["uri"].split("://", 1)[0] + "://" if "://" in e["uri"] else ""
+                cands.append((int(m.group(1)), scheme + ckpt_dir, info.path, fs))
+    found: list[Found] = []
+    for step, uri, path, fs in sorted(cands, key=lambda c: -c[0]):
+        if len(found) == keep:
+            break
+        if _verified(fs, path):
+            found.append(Found(step, uri))
+        else:
+            log.warning("skipping %s: its sha256 sidecar is missing or differs", path)
+    return found
+
+
+def _verified(fs: Any, path: str) -> bool:
+    side = path[: -len(".pt")] + ".sha256"
+    try:
+        with fs.open_input_stream(side) as f:
+            want = f.read().decode().strip()
+        with fs.open_input_stream(path) as f:
+            data = f.read()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return hashlib.sha256(data).hexdigest() == want
+
+
+def fetch(uri: str, dest: Path, files: tuple[str, ...] = ("config.json", "metrics.csv")) -> None:
+    """Copy a Tune checkpoint's trainer files (only those: never a pickle) into `dest`:
+    checkpoints/state-*.pt with sidecars, and `files` when present."""
+    from pyarrow import fs as pafs
+
+    root, fs = filesystem(uri)
+    (dest / "checkpoints").mkdir(parents=True, exist_ok=True)
+    want = []
+    for info in fs.get_file_info(pafs.FileSelector(f"{root}/checkpoints")):
+        n = info.base_name
+        if _STATE.match(n) or (n.endswith(".sha256") and _STATE.match(n[:-7] + ".pt")):
+            want.append((info.path, dest / "checkpoints" / n))
+    want += [(f"{root}/{n}", dest / n) for n in files
+             if fs.get_file_info(f"{root}/{n}").type == pafs.FileType.File]
+    for src, dst in want:
+        with fs.open_input_stream(src) as f:
+            atomic_write_bytes(dst, f.read())
