@@ -10,6 +10,7 @@ import pytest
 
 from sweep.plan import make_plan
 from sweep.spec import parse
+from tests._required import missing
 
 SPEC = """
 name = "s3t"
@@ -29,7 +30,10 @@ storage = "s3://wdsweep-test/studies"
 
 @pytest.fixture
 def s3_server():
-    moto_server = pytest.importorskip("moto.server")
+    try:
+        from moto import server as moto_server
+    except ImportError:
+        missing("moto[server]", "pip install 'moto[server]'")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
