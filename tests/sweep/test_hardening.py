@@ -1,0 +1,171 @@
+"""Issue 12: bad input, damaged studies and faults get one line and the right exit
+status; nothing is launched, written or lost."""
+
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import sweep
+from sweep import cli
+from sweep._driver import StudyFault
+from sweep.spec import SpecError, parse
+
+TINY = """
+name = "h"
+preset = "tiny"
+[fixed]
+epochs = {epochs}
+train_size = 256
+eval_every = 8
+{fixed}
+[grid]
+{grid}
+[run]
+pack = 2
+checkpoint_every = 8
+max_failures = 0
+"""
+
+
+def spec_text(grid="weight_decay = [0.0, 0.1]\nseed = [0, 1]", fixed="", epochs=2):
+    return TINY.format(grid=grid, fixed=fixed, epochs=epochs)
+
+
+def one_line_error(r, *needles):
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("edit,field", [
+    (dict(fixed="lambda_norm = 0.1"), "grid.weight_decay"),  # two decay units
+    (dict(grid="weight_decay = {log = [1.0, 1e-4, 5]}"), "grid.weight_decay"),  # hi, lo
+    (dict(grid="weight_decay = [0.1, 0.10000000000001]"), "grid.weight_decay"),  # one run
+    (dict(grid="weight_decay = [1e308]"), "grid.weight_decay"),  # absurd decay
+    (dict(grid="seed = [0, 1e30]"), "grid.seed"),
+])
+def test_bad_specs_are_refused_with_the_field_named(tmp_path, wdsweep, edit, field):
+    f = tmp_path / "s.toml"
+    f.write_text(spec_text(**edit))
+    r = wdsweep("run", f, "--study", tmp_path / "study", "--dry-run", timeout=120)
+    assert r.returncode == 2
+    one_line_error(r, field)
+    assert not (tmp_path / "study").exists()
+
+
+def test_compute_and_grid_size_bounds_need_yes_and_a_huge_grid_is_answered_at_once(
+        tmp_path, wdsweep):
+    f = tmp_path / "s.toml"
+    f.write_text(spec_text(fixed="steps = 1000000000000").replace("epochs = 2\n", ""))
+    r = wdsweep("run", f, "--study", tmp_path / "study", "--dry-run", timeout=120)
+    assert r.returncode == 2 and "--yes" in one_line_error(r, "core-hours")
+    r = wdsweep("run", f, "--study", tmp_path / "study", "--dry-run", "--yes", timeout=120)
+    assert r.returncode == 0, r.stderr
+    big = "weight_decay = {log = [1e-6, 1.0, 1000]}\nseed = {lin = [0, 999, 1000]}"
+    f.write_text(spec_text(grid=big))
+    t = time.monotonic()
+    r = wdsweep("run", f, "--study", tmp_path / "study", "--dry-run", "--yes", timeout=120)
+    assert r.returncode == 2 and time.monotonic() - t < 30
+    one_line_error(r, "grid", "1,000,000 members")
+    assert not (tmp_path / "study").exists()
+
+
+@pytest.mark.parametrize("sets,field", [
+    (["width=100000"], "--set width"), (["seed=1e30"], "seed"), (["seed=0,0"], "--set"),
+    (["weight_decay=1e308"], "--set weight_decay"), (["steps=1000000000000"], "--set steps"),
+])
+def test_bad_train_sets_exit_2_and_leave_no_out(tmp_path, wdsweep, sets, field):
+    out = tmp_path / "out"
+    args = [a for s in sets for a in ("--set", s)]
+    r = wdsweep("train", "--preset", "tiny", *args, "--out", out, timeout=120)
+    assert r.returncode == 2
+    one_line_error(r, field)
+    assert not out.exists()
+
+
+@pytest.fixture
+def done_study(ray_local, tmp_path):
+    s = parse(spec_text())
+    study = tmp_path / "study"
+    sweep.run(s, study)
+    return study
+
+
+def _tables(study: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    res = pd.read_csv(study / "results.csv", dtype={"config_hash": str})
+    hist = pd.read_csv(study / "history.csv", dtype={"config_hash": str})
+    return (res.set_index("config_hash").sort_index(),
+            hist.sort_values(["config_hash", "step"]).reset_index(drop=True))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage-state", "history"])
+def test_a_damaged_study_stops_every_command_and_repair_rebuilds_it(done_study, tmp_path,
+                                                                    wdsweep, damage):
+    study = done_study
+    res0, hist0 = _tables(study)
+    name = {"truncate": "results.csv", "empty": "results.csv", "garbage-state": "study.json",
+            "history": "history.csv"}[damage]
+    p = study / name
+    if damage == "truncate":
+        p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
+    elif damage == "empty":
+        p.write_bytes(b"")
+    elif damage == "garbage-state":
+        p.write_bytes(b"{not json")
+    else:
+        lines = p.read_text().splitlines(keepends=True)
+        p.write_text("".join(lines[:-3]))  # whole rows cut: still a valid CSV
+    spec_file = tmp_path / "s.toml"
+    spec_file.write_text(spec_text())
+    for args in (["status", study], ["run", spec_file, "--study", study, "--dry-run"],
+                 ["analyze", study, "--out", tmp_path / "rep"], ["resume", study]):
+        r = wdsweep(*args, timeout=300)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        one_line_error(r, name, "wdsweep repair")
+    assert not (tmp_path / "rep").exists()
+
+    r = wdsweep("repair", study, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = sweep.status(study)
+    assert (st["total"], st["completed"], st["pending"]) == (4, 4, 0)
+    res, hist = _tables(study)
+    last = [c for c in res0.columns if c.startswith("last_")]
+    pd.testing.assert_frame_equal(res[last], res0[last])  # the same numbers, bit for bit
+    pd.testing.assert_frame_equal(hist, hist0)
+    r = wdsweep("repair", study, timeout=120)
+    assert r.returncode == 0 and "nothing to repair" in r.stdout
+
+
+def test_a_full_disk_while_writing_status_json_is_a_one_line_fault_and_resume_finishes(
+        ray_local, tmp_path, capsys):
+    study = tmp_path / "study"
+    study.mkdir()
+    full = study / f".status.json.tmp-{os.getpid()}"
+    full.symlink_to("/dev/full")  # every write of status.json: ENOSPC
+    spec_file = tmp_path / "s.toml"
+    spec_file.write_text(spec_text(epochs=4))
+    rc = cli.main(["run", str(spec_file), "--study", str(study), "--no-report"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert len(err) == 1 and "fault:" in err[0] and "No space left" in err[0], err
+    assert "wdsweep resume" in err[0]
+    full.unlink()
+    out = sweep.resume(study)
+    assert out["unfinished_trials"] == 0
+    st = sweep.status(study)
+    assert (st["completed"], st["pending"], st["errored"]) == (4, 0, 0)
+    with pytest.raises(StudyFault):  # the API raises the same fault
+        full.symlink_to("/dev/full")
+        sweep.run(parse(spec_text(grid="weight_decay = [0.3]\nseed = [0]")), study)
+
+
+def test_extending_with_a_member_equal_to_a_done_one_is_refused(ray_local, tmp_path):
+    with pytest.raises(SpecError) as e:
+        sweep.run(parse(spec_text(grid="seed = [0, 0]")), tmp_path / "s", dry_run=True)
+    assert e.value.key in ("grid.seed", "grid")
