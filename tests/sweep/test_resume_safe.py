@@ -1,0 +1,257 @@
+"""Issue 12: resume runs no code from a study directory, survives kills at unlucky
+moments, and an embedded local Ray listens on loopback only and is reaped."""
+
+import json
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import sweep
+from sweep._reap import descendants
+from sweep.plan import make_plan
+from sweep.spec import parse
+
+SPEC = """
+name = "r"
+preset = "tiny"
+[fixed]
+epochs = {epochs}
+train_size = 256
+eval_every = 8
+[grid]
+weight_decay = [0.0, 0.1]
+seed = [0, 1]
+[run]
+pack = 2
+checkpoint_every = 8
+max_failures = 0
+{storage}
+"""
+
+
+class Evil:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def plant(exp_dir: Path, marker: Path) -> int:
+    """A code-running pickle wherever Tune keeps one, and in every checkpoint."""
+    evil = pickle.dumps(Evil(marker))
+    targets = [exp_dir / "tuner.pkl", *exp_dir.glob("trial-*/params.pkl"),
+               *(c / "evil.pkl" for c in exp_dir.glob("trial-*/checkpoint_*"))]
+    for t in targets:
+        t.write_bytes(evil)
+    return len(targets)
+
+
+def history(study: Path) -> pd.DataFrame:
+    h = pd.read_csv(study / "history.csv", dtype={"config_hash": str})
+    return h.drop(columns=["wall_time"]).sort_values(["config_hash", "step"]) \
+        .reset_index(drop=True)
+
+
+def exp_dir(study: Path, name: str = "exp-000") -> Path:
+    (e,) = [e for e in json.loads((study / "study.json").read_text())["experiments"]
+            if e["name"] == name]
+    return Path(e["uri"])
+
+
+def test_resume_runs_no_planted_pickle_and_ends_bit_identical(ray_local, tmp_path,
+                                                              fault_dir):
+    s = parse(SPEC.format(epochs=6, storage=""))
+    victim = make_plan(s).trials[0].members[0]
+    fault = fault_dir / victim.config_hash()
+    fault.write_text("40")  # the pack errors at step 40, after its step-32 checkpoint
+    study, marker = tmp_path / "study", tmp_path / "PWNED"
+    try:
+        sweep.run(s, study)
+    finally:
+        fault.unlink()
+    assert plant(exp_dir(study), marker) >= 3
+    out = sweep.resume(study, retry_errored=True)
+    assert out["completed"] == 2 and not marker.exists()
+    res = pd.read_csv(study / "results.csv", dtype={"config_hash": str})
+    assert (res.status == "completed").all() and len(res) == 4
+    assert res.set_index("config_hash").loc[victim.config_hash(), "resumed_from"] == 32
+
+    clean = tmp_path / "clean"  # the same sweep, never interrupted
+    sweep.run(s, clean)
+    pd.testing.assert_frame_equal(history(study), history(clean))
+
+
+def _driver(args, env):
+    return subprocess.Popen([sys.executable, "-m", "sweep.cli", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(pred, timeout=180):
+    t = time.time()
+    while time.time() - t < timeout:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _some_done(study: Path) -> bool:
+    p = study / "status.json"
+    try:
+        c = json.loads(p.read_text())["trials"] if p.exists() else None
+    except ValueError:
+        return False
+    return bool(c) and c["completed"] >= 1 and c["running"] + c["pending"] >= 1
+
+
+def _rm_newest_checkpoints(exp: Path) -> None:
+    """What an unlucky SIGKILL leaves: the newest Tune checkpoint of each unfinished
+    trial half-written or gone (Tune's state may still name it)."""
+    for t in exp.glob("trial-*"):
+        ck = sorted(t.glob("checkpoint_*"))
+        if ck:
+            for f in (ck[-1] / "checkpoints").glob("*.pt"):
+                f.write_bytes(f.read_bytes()[:100])  # torn: fails its sha256
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_from_trainer_checkpoints_with_planted_pickles(
+        ray_address, tmp_path, cli_env):
+    s = parse(SPEC.format(epochs=60, storage=""))
+    spec_file, study, marker = tmp_path / "s.toml", tmp_path / "study", tmp_path / "PWNED"
+    spec_file.write_text(s.text.replace("checkpoint_every = 8", "checkpoint_every = 40"))
+    p = _driver(["run", spec_file, "--study", study, "--address", ray_address, "--no-report"],
+                cli_env)
+    assert _wait_for(lambda: _some_done(study)), p.communicate()[0]
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    exp = exp_dir(study)
+    _rm_newest_checkpoints(exp)
+    plant(exp, marker)
+    r = subprocess.run([sys.executable, "-m", "sweep.cli", "resume", study, "--address",
+                        ray_address, "--no-report"], env=cli_env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not marker.exists()
+    res = pd.read_csv(study / "results.csv")
+    assert len(res) == 4 and (res.status == "completed").all()
+    assert "Could not recover" not in r.stdout + r.stderr
+
+
+@pytest.fixture
+def s3_server():
+    moto_server = pytest.importorskip("moto.server")
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        port = so.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.mark.slow
+def test_resume_on_s3_runs_no_planted_pickle(tmp_path, s3_server, cli_env, fault_dir):
+    import boto3
+
+    creds = dict(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                 AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=s3_server)
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.create_bucket(Bucket="wdsweep-safe")
+    s = parse(SPEC.format(epochs=6, storage='storage = "s3://wdsweep-safe/st"'))
+    victim = make_plan(s).trials[0].members[0]
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    (faults / victim.config_hash()).write_text("40")
+    spec_file, study, marker = tmp_path / "s.toml", tmp_path / "study", tmp_path / "PWNED"
+    spec_file.write_text(s.text)
+    env = {**cli_env, **creds, "WDSWEEP_FAULT_DIR": str(faults)}
+    r = subprocess.run([sys.executable, "-m", "sweep.cli", "run", spec_file, "--study", study,
+                        "--no-report"], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]  # one pack errored
+    (faults / victim.config_hash()).unlink()
+    prefix = exp_dir(study).as_posix().split("wdsweep-safe/", 1)[1]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="wdsweep-safe",
+                                                 Prefix=prefix)["Contents"]]
+    evil = pickle.dumps(Evil(marker))
+    planted = [k for k in keys if k.endswith(("tuner.pkl", "params.pkl"))]
+    planted += {k.rsplit("/", 2)[0] + "/evil.pkl" for k in keys if "/checkpoint_" in k}
+    for k in planted:
+        s3.put_object(Bucket="wdsweep-safe", Key=k, Body=evil)
+    assert len(planted) >= 3
+    r = subprocess.run([sys.executable, "-m", "sweep.cli", "resume", study, "--retry-errored",
+                        "--no-report"], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert not marker.exists()
+    res = pd.read_csv(study / "results.csv", dtype={"config_hash": str})
+    assert len(res) == 4 and (res.status == "completed").all()
+    assert res.set_index("config_hash").loc[victim.config_hash(), "resumed_from"] == 32
+
+
+def _listening(pids: list[int]) -> list[str]:
+    """Local addresses of the LISTEN TCP sockets that `pids` hold (from /proc)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    out = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # LISTEN
+                addr, port = f[1].split(":")
+                ip = (socket.inet_ntop(socket.AF_INET, bytes.fromhex(addr)[::-1])
+                      if width == 8 else socket.inet_ntop(
+                          socket.AF_INET6, b"".join(bytes.fromhex(addr[i:i + 8])[::-1]
+                                                    for i in range(0, 32, 8))))
+                out.append(f"{ip}:{int(port, 16)}")
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="Linux /proc")
+def test_embedded_ray_listens_on_loopback_only_and_a_killed_drivers_ray_is_reaped(
+        ray_address, tmp_path, cli_env, wdsweep):
+    s = parse(SPEC.format(epochs=60, storage=""))
+    spec_file, study = tmp_path / "s.toml", tmp_path / "study"
+    spec_file.write_text(s.text.replace("checkpoint_every = 8", "checkpoint_every = 40"))
+    p = _driver(["run", spec_file, "--study", study, "--no-report"], cli_env)  # embedded Ray
+    assert _wait_for(lambda: _some_done(study)), p.communicate()[0]
+    ray_pids = descendants(p.pid)
+    addrs = _listening([p.pid, *ray_pids])
+    assert addrs, "Ray's processes should be listening somewhere"
+    assert all(a.startswith(("127.", "::1")) for a in addrs), addrs
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    time.sleep(1)
+    left = [q for q in ray_pids if Path(f"/proc/{q}").exists()]
+    assert left, "a SIGKILLed driver leaves its Ray processes behind"
+    r = wdsweep("status", study, timeout=120)  # the next command reaps them
+    assert r.returncode == 0, r.stderr
+    assert _wait_for(lambda: not [q for q in ray_pids if _running(q)], timeout=30)
+    r = wdsweep("resume", study, "--address", ray_address, "--no-report", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(pd.read_csv(study / "results.csv")) == 4
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
