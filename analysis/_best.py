@@ -178,7 +178,7 @@ def best_lambda(runs: pd.DataFrame, keys: list[str], metric: str = "final_test_a
     """(one row per cell, one row per cell and seed, pooled seed spread of ln λ*)."""
     good = runs[np.isfinite(runs[metric])]
     per = seed_optima(good, metric)
-    s_pool, dof = pooled_sd(per[~per["censored"]], "ln_lambda_star")
+    s_pool, dof = pooled_sd(per[~per["censored"].astype(bool)], "ln_lambda_star")
     axes = [a for a in ("lr", "batch_size", "train_size", "T") if a in runs]
     rows = []
     for cell, g in good.groupby("cell", sort=False):

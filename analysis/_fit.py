@@ -131,9 +131,13 @@ def _aicc(rss: float, n: int, k: int = 2) -> float:
     return -2 * ll + 2 * k + (2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else math.inf)
 
 
-def score_rule(name: str, y: np.ndarray, X: np.ndarray, w: np.ndarray, reg: Regression
-               ) -> dict[str, Any]:
-    """A rule's F test against the free fit, its constant, AICc and held-out error."""
+def score_rule(name: str, y: np.ndarray, X: np.ndarray, w: np.ndarray, reg: Regression,
+               shape: float = 0.0) -> dict[str, Any]:
+    """A rule's F test against the free fit, its constant, AICc and held-out error.
+
+    `shape` (ln units) widens the constant's interval each way: where on a grid of step h
+    an asymmetric peak's optimum sits is uncertain by up to a step, the same in every
+    cell, so it moves the constant (λ_norm) and never the exponents."""
     e = np.array(RULES[name])
     r = y - X @ e
     n = len(y)
@@ -150,7 +154,10 @@ def score_rule(name: str, y: np.ndarray, X: np.ndarray, w: np.ndarray, reg: Regr
     s2r = max(rss / (n - 1), 1.0) if n > 1 else 1.0
     dq = (n - 1) if n > 1 and rss / (n - 1) > 1.0 else reg.dof_q
     label, sign = CONSTANTS[name]
-    const = _ci(c * sign, math.sqrt(s2r / np.sum(w)), _q(dq) if dq > 0 else None, math.exp)
+    const = _ci(c * sign, math.sqrt(s2r / np.sum(w)), _q(dq) if dq > 0 else None)
+    const = {k: None if v is None else math.exp(v + shape * (k == "ci_high") -
+                                               shape * (k == "ci_low"))
+             for k, v in const.items()}
     return {"exponents": dict(zip(AXIS_NAMES, e.tolist())), "weighted_rss": rss,
             "aicc": _aicc(rss, n), "p_value": p, "compatible": p is None or p >= ALPHA,
             "loco_rmse_ln": float(np.sqrt(np.mean(np.square(loco)))) if n > 1 else None,
@@ -202,7 +209,10 @@ def fit(cells: pd.DataFrame, col: str, se_col: str, seed_dof: int, interior: boo
     out["exponents"] = exponents(reg, X)
     out.update(dof=reg.dof, residual_scale=reg.s2, scale_from=reg.source, test_dof=reg.dof_q,
                identified=[a for a, i in zip(AXIS_NAMES, reg.ident) if i])
-    out["rules"] = {k: score_rule(k, y, X, w, reg) for k in RULES}
+    h = float(np.nanmedian(use["grid_step_ln"])) if "grid_step_ln" in use else 0.0
+    out["constant_shape_allowance_ln"] = h if math.isfinite(h) else 0.0
+    out["rules"] = {k: score_rule(k, y, X, w, reg, out["constant_shape_allowance_ln"])
+                    for k in RULES}
     _weights(out["rules"])
     if reg.rank and reg.dof_q <= 0:
         out["notes"].append("no residual degrees of freedom and one seed per cell: nothing "

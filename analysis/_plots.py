@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from analysis._fit import RULES, predict
+from analysis._fit import RULES, predict, usable
+from trainer import units
 
 if TYPE_CHECKING:
     from analysis._analysis import Analysis
 
 _RULE_STYLE = {"sqrt": ("tab:blue", "o"), "epoch_timescale": ("tab:orange", "s"),
-               "fraction_of_run": ("tab:green", "^")}
+               "fraction_of_run": ("tab:green", "^"), "constant": ("tab:gray", "D")}
 
 
 def _plt() -> Any:
@@ -36,7 +37,9 @@ def _colors(n: int) -> list[Any]:
 
 
 def _save(fig: Any, path: Path) -> Path:
+    """PNG for the report, and an SVG beside it for papers."""
     fig.savefig(path, dpi=100, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".svg"), bbox_inches="tight")
     _plt().close(fig)
     return path
 
@@ -55,6 +58,19 @@ def _cells(a: Analysis, present: pd.Series) -> list[str]:
     return [c for c in a.cells["cell"] if c in have]
 
 
+def _marks(ax: Any, r: pd.Series, col: Any, y: float) -> None:
+    """λ* (▼, with its interval) at the best accuracy; the onset (▶) and collapse (◀)
+    edges as vertical ticks at the bottom, where they never hide the curves."""
+    for key, mk, yy in (("lambda_star", "v", y), ("lambda_onset", ">", 0.02),
+                        ("lambda_collapse", "<", 0.02)):
+        v = r.get(key, np.nan)
+        if not np.isfinite(v):
+            continue
+        lo, hi = r.get(f"{key}_ci_low", np.nan), r.get(f"{key}_ci_high", np.nan)
+        err = np.nan_to_num([[v - lo], [hi - v]], nan=0.0)
+        ax.errorbar(v, yy, xerr=err, fmt=mk, color=col, ms=8, mec="k", capsize=3, zorder=4)
+
+
 def acc_vs_lambda(a: Analysis, path: Path) -> Path | None:
     cur = a.curves
     if not (cur["lam"] > 0).any():  # nothing to put on a log axis
@@ -63,27 +79,26 @@ def acc_vs_lambda(a: Analysis, path: Path) -> Path | None:
     cells = _cells(a, cur["cell"])
     metrics = [m for m in ("final_test_acc", "final_train_acc") if (cur["metric"] == m).any()]
     fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.6), squeeze=False)
+    runs = a.runs[a.runs["lam"] > 0]
     for ax, m in zip(axes[0], metrics):
         for cell, col in zip(cells, _colors(len(cells))):
             c = cur[(cur["cell"] == cell) & (cur["metric"] == m)].sort_values("lam")
             pos, zero = c[c["lam"] > 0], c[c["lam"] == 0]
-            ax.plot(pos["lam"], pos["mean"], "-o", ms=3, color=col, label=cell)
-            ax.fill_between(pos["lam"], pos["lo"].clip(0, 1), pos["hi"].clip(0, 1), color=col,
-                            alpha=0.2, lw=0)  # accuracy: the t-band is clipped to [0, 1]
+            ax.plot(pos["lam"], pos["mean"], "-", lw=1.5, color=col, label=cell)
+            seeds = runs[runs["cell"] == cell]  # every seed's own point, not only a band
+            ax.plot(seeds["lam"], seeds[m], ".", ms=4, alpha=0.6, color=col)
             for v in zero["mean"]:  # λ = 0 is off the log axis: a dashed level instead
                 ax.axhline(v, color=col, ls="--", lw=1)
             row = a.cells[a.cells["cell"] == cell]
-            if m == "final_test_acc" and len(row) and np.isfinite(row["lambda_center"].iloc[0]):
-                r = row.iloc[0]
-                err = [[r["lambda_center"] - r["lambda_center_ci_low"]],
-                       [r["lambda_center_ci_high"] - r["lambda_center"]]]
-                ax.errorbar(r["lambda_center"], r["best_acc"],
-                            xerr=np.nan_to_num(err, nan=0.0), fmt="v", color=col, ms=8,
-                            mec="k", capsize=3)
+            if m == "final_test_acc" and len(row):
+                _marks(ax, row.iloc[0], col, float(row["best_acc"].iloc[0]))
         ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.04)
         ax.set_xlabel(f"λ ({a.unit_label}, log scale)")
-        ax.set_ylabel(f"{m[6:].replace('_acc', '')} accuracy (fraction, mean of last evals)")
-        ax.set_title(f"{m[6:].replace('_acc', '')} accuracy vs λ; dashed: λ = 0; ▼: λ* center")
+        what = m[6:].replace("_acc", "")
+        ax.set_ylabel(f"{what} accuracy (fraction, mean over the final window)")
+        ax.set_title(f"{what} accuracy vs λ; dots: seeds; dashed: λ = 0" +
+                     ("\n▼ λ*, ▶ onset, ◀ collapse (95% intervals)" if what == "test" else ""))
     _legend(fig, axes[0][0])
     return _save(fig, path)
 
@@ -96,7 +111,7 @@ def _chosen_runs(a: Analysis) -> pd.DataFrame:
     pos = r[r["lam"] > 0]
     picks = list(r.index[r["lam"] == 0][:1])
     if len(pos):
-        star = a.cells["lambda_center"].iloc[0]
+        star = a.cells["lambda_star"].iloc[0]
         near = (np.log(pos["lam"]) - np.log(star)).abs().idxmin() if np.isfinite(star) else None
         picks += [pos.index[0], *([near] if near is not None else []), pos.index[-1]]
     return r.loc[list(dict.fromkeys(picks))]
@@ -140,12 +155,12 @@ def dstar_fit(a: Analysis, path: Path) -> Path | None:
         return None
     plt = _plt()
     c = c[np.isfinite(c["d_star"]) & np.isfinite(c["T"])].copy()
-    c["x"] = np.sqrt(c["batch_size"] / (c["train_size"] * c["T"]))
+    c["x"] = units.norm_factor(c["batch_size"], c["train_size"], c["T"])
     c = c.sort_values("x")
     fig, ax = plt.subplots(figsize=(7, 5))
-    inner = c["edge"] == ""
-    for sel, face, lab in ((inner, "k", "d* (plateau center, 95% CI)"),
-                           (~inner, "none", "d* at the grid edge (not fitted)")):
+    inner = usable(c)
+    for sel, face, lab in ((inner, "k", "d* (mean of the seeds' optima, 95% CI)"),
+                           (~inner, "none", "d* not fitted (grid edge or low accuracy)")):
         s = c[sel]
         if s.empty:
             continue
@@ -156,9 +171,10 @@ def dstar_fit(a: Analysis, path: Path) -> Path | None:
         k = a.fit["rules"][rule]["constant"]["estimate"]
         col, mk = _RULE_STYLE[rule]
         pred = predict(rule, k, c["batch_size"], c["train_size"], c["T"])
-        w = a.fit["rules"][rule].get("weight")
+        p = a.fit["rules"][rule].get("p_value")
         ax.plot(c["x"], pred, ls=":" if rule == "sqrt" else "none", marker=mk, mfc="none",
-                color=col, ms=8, label=f"{rule} {RULES[rule]} (Akaike weight {w:.2g})")
+                color=col, ms=8, label=f"{rule} {RULES[rule]} (F test p = "
+                                       f"{'–' if p is None else f'{p:.2g}'})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     # A narrow log range gets a label on every minor tick and they collide: label

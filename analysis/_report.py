@@ -15,22 +15,26 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from analysis._fit import AXIS_NAMES, RULES
 from analysis._verdict import g, interval, verdict
 
 if TYPE_CHECKING:
     from analysis._analysis import Analysis
 
 CAPTIONS = {
-    "acc_vs_lambda": "Final accuracy (mean of the last evaluations) against λ on a log axis, "
-                     "mean over seeds with a 95% band, one color per cell. λ = 0 cannot sit "
-                     "on a log axis: its accuracy is the dashed line of the cell's color. "
-                     "▼ marks the plateau's log-center λ* with its bootstrap interval.",
+    "acc_vs_lambda": "Final accuracy (mean over each run's final window) against λ on a log "
+                     "axis: the line is the mean over seeds, the dots are the seeds, one "
+                     "color per cell. λ = 0 cannot sit on a log axis: its accuracy is the "
+                     "dashed line of the cell's color. ▼ marks λ* (mean of the seeds' "
+                     "optima), ▶ the onset edge and ◀ the collapse edge, each with its 95% "
+                     "interval (seed spread and grid resolution).",
     "training_curves": "Train (solid) and test (dashed) accuracy, loss and weight norm "
                        "against training step for a few λ of one cell and seed: no decay, "
                        "the smallest, the one nearest λ*, the largest.",
     "dstar_fit": "Each cell's best per-step decay d* = lr·λ* against sqrt(b/(B·T)), log-log. "
                  "The sqrt rule is a straight line of slope 1 here; the other rules' "
-                 "predictions (each with its fitted constant) are the hollow markers.",
+                 "predictions (each with its fitted constant) are the hollow markers; the "
+                 "legend gives each rule's F test against the free fit.",
     "collapse_view": "Test accuracy against four versions of the decay: PyTorch weight_decay, "
                      "λ_norm, τ_epoch = b/(B·d) and τ_iter/S. Under the right rule the "
                      "cells' curves fall on top of each other.",
@@ -76,35 +80,53 @@ def _cell_table(a: Analysis) -> str:
     c = a.cells
     t = pd.DataFrame({"cell": c["cell"], "seeds": c["n_seeds"], "λ values": c["n_lambdas"]})
     if "best_acc" in c:
-        t["best acc"] = c["best_acc"].map(g)
+        t["best test acc"] = c["best_acc"].map(g) + c["low_acc"].map(
+            lambda x: " (low)" if x is True else "")
         t["acc at λ=0"] = c["baseline_acc"].map(g)
-        t["plateau left"] = _with_ci(c, "lambda_lo")
-        t["plateau right"] = _with_ci(c, "lambda_hi")
-        t["λ* (log-center)"] = _with_ci(c, "lambda_center")
-        t["smoothed optimum"] = _with_ci(c, "lambda_smooth")
+        t["λ* (seeds' optima)"] = _with_ci(c, "lambda_star")
+        for e in ("onset", "collapse"):
+            if f"lambda_{e}" in c:
+                t[f"{e} edge"] = _with_ci(c, f"lambda_{e}").where(
+                    c[f"{e}_censored"].fillna("") == "", "censored: " + c[f"{e}_censored"])
+        if "star_over_collapse" in c:
+            t["λ*/λ_collapse"] = c["star_over_collapse"].map(g)
+        t["plateau"] = [f"{g(lo)} – {g(hi)}" for lo, hi in zip(c["lambda_lo"], c["lambda_hi"])]
         t["d* = lr·λ*"] = _with_ci(c, "d_star")
     if "extend" in c:
-        t["edge"] = c["extend"].fillna("")
+        t["edge of grid"] = c["extend"].fillna("")
     return t.to_html(index=False, escape=True, na_rep="–", border=0)
+
+
+def _exponent_table(fits: dict[str, dict[str, Any]]) -> str:
+    rows = [{"axis": a, **{name: interval(f["exponents"][a], 3) for name, f in fits.items()},
+             **{r: e for r, e in zip(RULES, (v[i] for v in RULES.values()))}}
+            for i, a in enumerate(AXIS_NAMES)]
+    return pd.DataFrame(rows).to_html(index=False, border=0)
 
 
 def _fit_tables(fit: dict[str, Any]) -> str:
     if not fit.get("rules"):
-        return '<p class="absent">No fit: no usable cells.</p>'
-    ex = pd.DataFrame([{"axis": a, "fitted exponent": interval(v, 3),
-                        **{r: e for r, e in zip(fit["rules"], [x["exponents"][a] for x in
-                                                                fit["rules"].values()])},
-                        "note": v.get("note", "")} for a, v in fit["exponents"].items()])
-    rules = pd.DataFrame([{"rule": k, "log-likelihood": f"{r['log_likelihood']:.2f}",
-                           "Akaike weight": f"{r['weight']:.3g}",
+        return '<p class="absent">No fit: fewer than two usable cells.</p>'
+    fits = {"λ* (d*)": fit, **{f"{e} edge": v for e, v in (fit.get("edges") or {}).items()
+                               if v.get("rules")}}
+    rules = pd.DataFrame([{"rule": k, "p (F test vs free fit)": g(r["p_value"], 2),
+                           "compatible": "yes" if r["compatible"] else "no",
+                           "AICc weight (relative)": f"{r['weight']:.3g}",
                            "leave-one-cell-out RMSE (ln d*)": g(r["loco_rmse_ln"]),
-                           "p (rule vs free fit)": g(r["p_value"], 2),
-                           "constant": f"{r['constant']['name']} = {interval(r['constant'])}"}
+                           "constant": f"{r['constant']['name']} = {interval(r['constant'])}",
+                           **{f"{e}: compatible": "yes" if v["rules"][k]["compatible"] else "no"
+                              for e, v in fits.items() if e != "λ* (d*)"}}
                           for k, r in fit["rules"].items()])
-    return (f"<h3>Exponents of d* ∝ b^x·B^y·T^z</h3>{ex.to_html(index=False, border=0)}"
-            f"<h3>Rules (each with a free constant)</h3>{rules.to_html(index=False, border=0)}"
-            f"<p class='meta'>{fit['n_cells']} of {fit['n_cells_total']} cells used; residual "
-            f"dof {fit.get('dof', '–')}; residual scale {g(fit.get('residual_scale'))}.</p>")
+    v = fit["verdict"]
+    return (f"<h3>Exponents of d ∝ b^x·B^y·T^z (free fits; the rules' exponents beside)</h3>"
+            f"{_exponent_table(fits)}"
+            f"<h3>Rules (each with a free constant), tested on d*</h3>"
+            f"{rules.to_html(index=False, border=0)}"
+            f"<p class='meta'>Verdict: {html.escape(str(v['rule']))} ({v['strength']}); "
+            f"compatible: {html.escape(', '.join(v['compatible']) or 'none')}. "
+            f"{fit['n_cells']} of {fit['n_cells_total']} cells used; residual dof "
+            f"{fit.get('dof', '–')}; residual scale {g(fit.get('residual_scale'))} (from the "
+            f"{fit.get('scale_from', '–')}); test dof {fit.get('test_dof', '–')}.</p>")
 
 
 def _runs_table(a: Analysis) -> str:
@@ -115,6 +137,20 @@ def _runs_table(a: Analysis) -> str:
     more = (f"<p class='meta'>First {_RUN_ROWS} of {len(a.runs)} runs; all are in "
             "summary.csv.</p>" if len(a.runs) > _RUN_ROWS else "")
     return t.to_html(index=False, border=0, na_rep="–", float_format=lambda v: f"{v:.4g}") + more
+
+
+def _window(fit: dict[str, Any]) -> str:
+    if fit.get("last"):
+        return f"the mean of each run's last {fit['last']} evaluations"
+    return f"the mean over the last {fit.get('window', 0.1):.0%} of each run's steps"
+
+
+def _headline(fit: dict[str, Any]) -> str:
+    v = fit.get("verdict") or {}
+    if v.get("rule"):
+        return f"{v['rule']} ({v['strength']})"
+    ok = v.get("compatible") or []
+    return "the data cannot tell" + (f" ({', '.join(ok)} compatible)" if ok else "")
 
 
 _CHECK = """<script>
@@ -135,9 +171,9 @@ def render(a: Analysis) -> str:
         "<h1>Weight-decay analysis</h1>",
         f"<p class='meta'>{n_runs} runs in {n_cells} cells; cells differ in "
         f"{html.escape(', '.join(a.keys) or 'nothing')}; λ is {html.escape(a.unit_label)}; "
-        f"final metrics are the mean of the last {a.fit.get('last')} evaluations; the plateau "
-        f"is every λ within {a.fit.get('tolerance')} of the best mean test accuracy.</p>",
-        "<h2>Verdict</h2><div class='verdict'>"
+        f"final metrics are {_window(a.fit)}; the plateau is every λ within "
+        f"{a.fit.get('tolerance', 0):.0%} of the best mean test accuracy.</p>",
+        f"<h2>Verdict: {html.escape(_headline(a.fit))}</h2><div class='verdict'>"
         + "".join(f"<p>{html.escape(s)}</p>" for s in verdict(a.fit, a.cells)) + "</div>",
         f"<h2>Warnings</h2><ul class='warnings'>{warn}</ul>" if warn else "",
         f"<h2>Figures</h2>{_figures(a)}",

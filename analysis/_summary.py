@@ -26,18 +26,18 @@ _RUN_COLUMNS = ("run", "cell", "seed", "data_seed", "lam", "weight_decay", "deca
 def finals(hist: pd.DataFrame, window: float = WINDOW, last: int | None = None
            ) -> pd.DataFrame:
     """final_<metric> per run: mean over the final `window` of the run's steps (or, with
-    `last`, of its last `last` evaluations); n_window: evaluations averaged."""
+    `last`, of its last `last` finite evaluations); n_window: test accuracies averaged."""
     h = hist.sort_values(["run", "step"], na_position="first", kind="stable")
-    if last is not None:
-        h = h[h.groupby("run").cumcount(ascending=False) < last]
-    else:
+    if last is None:
         end = h.groupby("run")["step"].transform("max")
         h = h[~(h["step"] < (1.0 - window) * end)]  # NaN steps (no history) are kept
-    g = h.groupby("run")
-    out = g[[m for m in METRICS if m in h]].mean().add_prefix(FINAL)
-    acc = h["test_acc"].notna() if "test_acc" in h else pd.Series(True, index=h.index)
-    out["n_window"] = acc.groupby(h["run"]).sum()
-    return out
+    out = {}
+    for m in (m for m in METRICS if m in h):
+        v = h[["run", m]].dropna()
+        out[FINAL + m] = (v.groupby("run").tail(last) if last else v).groupby("run")[m].mean()
+        if m == "test_acc":
+            out["n_window"] = (v.groupby("run").tail(last) if last else v).groupby("run").size()
+    return pd.DataFrame(out)
 
 
 def delays(hist: pd.DataFrame, levels: tuple[float, ...] = DELAY_LEVELS) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis import cli
-from tests.analysis.synth import make_study, write_study
+from tests.analysis.synth import grid, make_study, write_study
 
 
 def _run(path: Path, out: Path, capsys: pytest.CaptureFixture[str], last: int | None = None
@@ -27,13 +27,14 @@ def _table(tmp_path: Path, df: pd.DataFrame) -> Path:
 
 
 def _base() -> pd.DataFrame:
-    return make_study("sqrt", cells=[(64, 4000, 50.0)], seeds=2, n_grid=9)
+    return make_study((0.5, -0.5, -0.5), cells=[(64, 4000, 50.0)], seeds=2,
+                      lams=grid(3e-3, 3.0, 2.0))
 
 
 BAD = {
     "missing decay": (lambda d: d.drop(columns="weight_decay"), "missing a weight-decay column"),
-    "missing accuracy": (lambda d: d.drop(columns="final_test_acc"), "missing column test_acc"),
-    "all NaN": (lambda d: d.assign(final_test_acc=np.nan), "test_acc is NaN in all"),
+    "missing accuracy": (lambda d: d.drop(columns="last_test_acc"), "missing column test_acc"),
+    "all NaN": (lambda d: d.assign(last_test_acc=np.nan), "test_acc is NaN in all"),
     "all errored": (lambda d: d.assign(status="errored"), "runs errored: nothing to analyze"),
     "empty": (lambda d: d.iloc[:0], "no rows"),
 }
@@ -77,13 +78,13 @@ def test_single_lambda_still_reports_with_a_warning(tmp_path: Path,
 def test_some_nan_runs_and_missing_axes_are_warnings(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     df = _base().drop(columns=["train_size"])
-    df.loc[df.index[:3], "final_test_acc"] = np.nan
+    df.loc[df.index[:3], "last_test_acc"] = np.nan
     rc, err = _run(_table(tmp_path, df), tmp_path / "out", capsys)
     assert rc == 0
     assert "3 of" in err and "NaN test_acc" in err
     assert "missing train_size" in err
     cells = pd.read_csv(tmp_path / "out" / "lambda_star.csv")
-    assert len(cells) == 1 and np.isfinite(cells["lambda_center"]).all()
+    assert len(cells) == 1 and np.isfinite(cells["lambda_star"]).all()
 
 
 def test_wdsweep_cli_dispatches_and_returns_2(tmp_path: Path, wdsweep) -> None:

@@ -46,18 +46,27 @@ def test_writes_every_output_with_the_documented_columns(done: tuple[Analysis, P
     assert len(runs) == len(a.runs) and {"final_test_acc", "step_to_0.9", "n_collapses",
                                          "collapse_period"} <= set(runs.columns)
     cells = pd.read_csv(out / "lambda_star.csv", keep_default_na=False)
-    for c in ("lambda_lo", "lambda_hi", "lambda_center", "lambda_smooth"):
+    for c in ("lambda_star", "lambda_onset", "lambda_collapse", "d_star"):
         assert {c, f"{c}_ci_low", f"{c}_ci_high"} <= set(cells.columns)
-    assert {"batch_size", "T", "n_seeds", "edge", "extend", "d_star"} <= set(cells.columns)
+    assert {"batch_size", "T", "n_seeds", "edge", "extend", "lambda_lo", "lambda_hi",
+            "low_acc", "star_over_collapse"} <= set(cells.columns)
+    seeds = pd.read_csv(out / "seeds.csv")
+    assert {"cell", "seed", "ln_lambda_star", "ln_onset", "ln_collapse"} <= set(seeds.columns)
     fit = json.loads((out / "fit.json").read_text())
     assert {"estimate", "ci_low", "ci_high", "units"} <= set(fit["lambda_norm"])
     for axis in ("b", "B", "T"):
         assert {"estimate", "ci_low", "ci_high"} <= set(fit["exponents"][axis])
     assert fit["exponents"]["B"]["estimate"] is None  # B is fixed in this study
-    assert set(fit["rules"]) == {"sqrt", "epoch_timescale", "fraction_of_run"}
-    assert "preferred_rule" in fit
+    assert set(fit["rules"]) == {"sqrt", "epoch_timescale", "fraction_of_run", "constant"}
+    assert "preferred_rule" in fit and fit["window"] == 0.1
+    assert set(fit["verdict"]) >= {"rule", "strength", "compatible"}
+    assert fit["verdict"]["strength"] in ("decisive", "strong", "weak", "inconclusive")
+    for edge in ("onset", "collapse"):
+        assert set(fit["edges"][edge]["exponents"]) == {"b", "B", "T"}
+        assert len(fit["edges"][edge]["per_cell"]) == len(cells)
     assert set(a.figures) == FIGURES
     for name in FIGURES:
+        assert (out / f"{name}.svg").read_text().lstrip().startswith("<?xml")
         w, h = _png_size((out / f"{name}.png").read_bytes())
         assert 500 <= w <= 2500 and 250 <= h <= 2500, (name, w, h)
 

@@ -1,4 +1,4 @@
-"""Per-run summary: final metrics over the last N evaluations, grokking delay."""
+"""Per-run summary: final metrics over the final window (or last N), grokking delay."""
 
 from __future__ import annotations
 
@@ -28,6 +28,22 @@ def test_final_metrics_average_the_last_n_finite_evaluations() -> None:
     assert r["b"] == pytest.approx(np.mean(np.arange(46, 96) / 100))
     runs10, _ = summarize(_hist(), keys=[], curves=True, last=10)
     assert runs10.set_index("run").loc["a", "final_test_acc"] == pytest.approx(0.955)
+
+
+def test_final_window_is_a_fraction_of_each_runs_steps() -> None:
+    """Default: evaluations with step >= 0.9 x the run's last step, whatever the cadence."""
+    runs, _ = summarize(_hist(), keys=[], curves=True)
+    r = runs.set_index("run")
+    # Run a: steps 10..1000, window from step 900: evaluations 90..100 (11 of them).
+    assert r.loc["a", "final_test_acc"] == pytest.approx(np.mean(np.arange(90, 101) / 100))
+    assert r.loc["a", "n_window"] == 11
+    # Run b: the last 5 evaluations have no test accuracy: 6 remain in its window.
+    assert r.loc["b", "final_test_acc"] == pytest.approx(np.mean(np.arange(90, 96) / 100))
+    assert r.loc["b", "n_window"] == 6
+    # A run twice as long, evaluated as often: its own last 10%, not the same steps.
+    long = _hist().query("run == 'a'").assign(run="c", step=lambda d: d["step"] * 2)
+    rc, _ = summarize(long, keys=[], curves=True, window=0.5)
+    assert rc["final_test_acc"].iloc[0] == pytest.approx(np.mean(np.arange(50, 101) / 100))
 
 
 def test_delay_is_the_first_step_reaching_each_level() -> None:
