@@ -79,7 +79,9 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None  # torch threads; default: the CPUs this process may use
     cuda_graph: bool = True  # CUDA: capture the whole step in a CUDA graph (eager if False)
-    compile_update: bool = False  # CUDA: fuse the optimizer update with torch.compile
+    # CUDA: fuse the optimizer update into one kernel with torch.compile (~10-30 s to
+    # compile); None = when it pays: the run's K * params * steps >= COMPILE_MIN_WORK.
+    compile_update: bool | None = None
 
     def __post_init__(self) -> None:
         if self.epochs is None and self.steps is None:

@@ -100,7 +100,7 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
                           wd=[d.weight_decay for d in decays],
                           matrices_only=cfg.decay_mode == "matrices", beta1=cfg.beta1,
                           beta2=cfg.beta2, eps=cfg.adam_eps, momentum=cfg.momentum,
-                          compile=dev.type == "cuda" and cfg.compile_update)
+                          compile=_compile_update(cfg, dev, model.flat.numel()))
     train_step = TrainStep(model, opt, graph=cfg.cuda_graph, log=log)
     ident = [dict(member=k, config_hash=m.config_hash(), seed=m.seed, lr=m.lr,
                   weight_decay=d.weight_decay, decay_per_step=d.decay_per_step,
@@ -165,6 +165,21 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
                 on_checkpoint(path, step, history)
             t0 = time.perf_counter()  # saving is not training time
     return history
+
+
+# The update is memory-bound; fused, it saves ~1.5e-11 s per parameter element and step
+# on an H200 (docs/benchmarks.md), and compiling costs 10-30 s: compile when the run
+# saves more than that.
+COMPILE_MIN_WORK = 2e12
+
+
+def _compile_update(cfg: TrainConfig, dev: torch.device, numel: int) -> bool:
+    """numel: parameter elements of the whole pack."""
+    if dev.type != "cuda":
+        return False
+    if cfg.compile_update is not None:
+        return cfg.compile_update
+    return numel * cfg.total_steps >= COMPILE_MIN_WORK
 
 
 def _epoch_perm(seed: int, epoch: int, n: int) -> torch.Tensor:

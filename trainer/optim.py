@@ -22,6 +22,7 @@ Two implementations of the same update:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -71,6 +72,7 @@ class PackedOptimizer:
             self.decay_e = _spread(model, [1 - a * b for a, b in zip(lr, wd)], matrices_only,
                                    dt, off=1.0)
         fn: Callable[..., None] = _sgdw if self.kind == "sgdw" else _adam
+        self._eager_fn = fn
         self._fn = torch.compile(fn, fullgraph=True, dynamic=False) if compile else fn
 
     @torch.no_grad()
@@ -82,10 +84,19 @@ class PackedOptimizer:
             return
         g = self.model.grad
         if self.kind == "sgdw":
-            self._fn(self.model.flat, g, self.m, self.lr_e, self.decay_e, self.momentum)
+            args: tuple = (self.model.flat, g, self.m, self.lr_e, self.decay_e, self.momentum)
         else:
-            self._fn(self.model.flat, g, self.m, self.v, self.lr_e, self.decay_e, self.step_t,
-                     self.beta1, self.beta2, self.eps, self.kind == "adam_l2")
+            args = (self.model.flat, g, self.m, self.v, self.lr_e, self.decay_e, self.step_t,
+                    self.beta1, self.beta2, self.eps, self.kind == "adam_l2")
+        try:
+            self._fn(*args)
+        except Exception as e:  # noqa: BLE001 - compiling fails before running anything
+            if self._fn is self._eager_fn:
+                raise
+            warnings.warn(f"compile_update: torch.compile failed ({type(e).__name__}: "
+                          f"{str(e)[:200]}); using the eager update", stacklevel=2)
+            self._fn = self._eager_fn
+            self._fn(*args)
 
     def step(self) -> None:
         self.t += 1
