@@ -59,7 +59,13 @@ def test_sigkill_at_random_moments_then_rerun_is_bit_identical(tmp_path, referen
     assert kills == 4, "the run finished before it could be killed four times"
     got = pd.read_csv(out / "metrics.csv")
     pd.testing.assert_frame_equal(EXACT(got), EXACT(reference), check_exact=True)
-    assert json.loads((out / "config.json").read_text())["status"] == "done"
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["status"] == "done"
+    # Restarts after the first checkpoint resumed from it (a kill before any checkpoint
+    # restarts from 0 and is not a resume); the record never goes backwards.
+    rec = cfg["resumed_from"]
+    assert rec and all(s > 0 for s in rec) and rec == sorted(rec), rec
+    assert f"resumed at step {rec[-1]}/1500" in log
 
 
 def test_rerunning_a_finished_run_does_nothing(tmp_path, reference, cli_env):
