@@ -131,3 +131,17 @@ def test_synthetic_curves_are_asymmetric() -> None:
     t, _ = curves(x, 0.0, 2.5)
     peak = x[np.argmax(t)]
     assert abs(peak - 1.25) > 0.05  # not the midpoint of the edges
+
+
+@pytest.mark.slow
+def test_calibration_over_replicates_never_names_a_wrong_rule() -> None:
+    """Many noisy replicates of two truths: 'no effect' and sqrt. The verdict may say it
+    cannot tell, never name a rule that is not the truth; intervals cover ~95%."""
+    cover, n = 0, 12
+    for truth, e in (("constant", (0.0, 0.0, 0.0)), ("sqrt", (0.5, -0.5, -0.5))):
+        for s in range(n):
+            fit = analyze(make_study(e, seeds=3, noise=0.05, seed_sd=0.3, seed=100 + s)).fit
+            assert fit["verdict"]["rule"] in (None, truth), (truth, s, fit["verdict"])
+            cover += sum(fit["exponents"][a]["ci_low"] <= t <= fit["exponents"][a]["ci_high"]
+                         for a, t in zip("bBT", e))
+    assert cover / (2 * n * 3) >= 0.85
