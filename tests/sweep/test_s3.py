@@ -67,3 +67,17 @@ def test_a_sweep_stores_its_experiments_in_s3_and_collects_results(tmp_path, s3_
     assert any(k.endswith("/exp-000/tuner.pkl") for k in keys)
     assert any("/checkpoint_" in k and k.endswith("metrics.csv") for k in keys)
     assert not (study / "experiments").exists()  # nothing went to local storage
+
+    # Extending the study on S3: only the new members run, in a second experiment there.
+    spec_file.write_text(SPEC.replace("[0.0, 0.1]", "[0.0, 0.1, 1.0]"))
+    r = subprocess.run([sys.executable, "-m", "sweep.cli", "run", spec_file, "--study", study,
+                        "--no-report"], env={**cli_env, **creds}, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    again = pd.read_csv(study / "results.csv")
+    assert len(again) == 6 and (again.status == "completed").all()
+    assert (again.set_index("config_hash").loc[res.config_hash, "experiment"] == "exp-000").all()
+    assert set(again.loc[again.weight_decay.round(9) == 1.0, "experiment"]) == {"exp-001"}
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="wdsweep-test",
+                                                 Prefix="studies/s3t-")["Contents"]]
+    assert any(k.endswith("/exp-001/tuner.pkl") for k in keys)
