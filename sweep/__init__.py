@@ -1,7 +1,7 @@
 """wdsweep's sweep service: specs -> Ray Tune trials -> a study directory.
 
 Python API (mirrors the CLI; Ray is imported only when a sweep runs):
-    sweep.run(spec_path, study, address=None, dry_run=False)
+    sweep.run(spec_path, study, address=None, dry_run=False, yes=False)
     sweep.resume(study, retry_errored=False, address=None)
     sweep.status(study) -> dict
 """
@@ -15,11 +15,11 @@ from sweep.spec import Spec, SpecError, load, parse
 
 
 def run(spec: str | Path | Spec, study: str | Path, *, address: str | None = None,
-        dry_run: bool = False) -> dict[str, Any]:
+        dry_run: bool = False, yes: bool = False) -> dict[str, Any]:
     from sweep import _driver
 
     s = spec if isinstance(spec, Spec) else load(Path(spec))
-    return _driver.run(s, Path(study), address=address, dry_run=dry_run)
+    return _driver.run(s, Path(study), address=address, dry_run=dry_run, yes=yes)
 
 
 def resume(study: str | Path, *, retry_errored: bool = False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,9 @@ from typing import Any
 
 from sweep.spec import Spec, SpecError
 
-LOOPBACK = "127.0.0.1"
+# Ray's switch for a local-only Ray (its default on Windows and macOS): every Ray
+# process then listens on 127.0.0.1 only. Never set for a cluster (--address).
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def quiet() -> None:
@@ -26,9 +29,17 @@ def connected(address: str | None, study: Path | None = None) -> Iterator[bool]:
     """A local Ray sized to the machine, or a cluster at `address`; an existing
     connection (a notebook, the tests) is used as is and left open.
 
-    A local Ray is embedded on loopback only (node IP 127.0.0.1, no dashboard), and
-    its processes are recorded in the study so that the next command reaps them if
-    this driver is killed (sweep._reap). Yields whether it started a local Ray."""
+    A local Ray is embedded on loopback only, and its processes are recorded in the
+    study so that the next command reaps them if this driver is killed
+    (sweep._reap). Yields whether it started a local Ray.
+
+    Loopback: `ray.init(_node_ip_address="127.0.0.1")` is not enough (Ray turns a
+    loopback node IP into the host's address, and its gRPC servers bind every
+    interface); Ray's local-only mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read
+    when `ray` is first imported and inherited by Ray's processes) binds them all,
+    agents included, to 127.0.0.1. docs/security.md."""
+    if address is None and "ray" not in sys.modules:
+        os.environ.setdefault(LOCAL_ONLY_ENV, "0")
     import ray
 
     if ray.is_initialized():
@@ -45,7 +56,7 @@ def connected(address: str | None, study: Path | None = None) -> Iterator[bool]:
 
             if study is not None and study.is_dir():
                 _reap.reap(study)
-            ray.init(include_dashboard=False, _node_ip_address=LOOPBACK, **kw)
+            ray.init(include_dashboard=False, **kw)
             if study is not None and study.is_dir():
                 _reap.record(study)
         else:

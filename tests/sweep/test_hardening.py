@@ -169,3 +169,40 @@ def test_extending_with_a_member_equal_to_a_done_one_is_refused(ray_local, tmp_p
     with pytest.raises(SpecError) as e:
         sweep.run(parse(spec_text(grid="seed = [0, 0]")), tmp_path / "s", dry_run=True)
     assert e.value.key in ("grid.seed", "grid")
+
+
+@pytest.mark.slow
+def test_ctrl_c_before_any_trial_starts_exits_130_and_resume_finishes(ray_address, tmp_path,
+                                                                      cli_env, wdsweep):
+    import signal
+    import subprocess
+    import sys
+
+    spec_file, study = tmp_path / "s.toml", tmp_path / "study"
+    spec_file.write_text(spec_text(epochs=30))
+    p = subprocess.Popen([sys.executable, "-m", "sweep.cli", "run", spec_file, "--study", study,
+                          "--address", ray_address, "--no-report"], env=cli_env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    t = time.monotonic()
+    while not (study / "study.json").exists() and time.monotonic() - t < 120:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)  # Tune has trials pending that never started
+    out = p.communicate(timeout=300)[0]
+    assert p.returncode == 130 and "Traceback" not in out, out
+    r = wdsweep("resume", study, "--address", ray_address, "--no-report", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = sweep.status(study)
+    assert (st["total"], st["completed"], st["pending"]) == (4, 4, 0)
+
+
+def test_resume_rebuilds_a_missing_or_stale_report(done_study, wdsweep):
+    study = done_study  # sweep.run in-process writes no report: as if killed during it
+    assert not (study / "report" / "report.html").exists()
+    r = wdsweep("resume", study, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    html = study / "report" / "report.html"
+    assert html.exists() and "nothing to resume" in r.stdout
+    os.utime(study / "results.csv")  # results newer than the report: stale
+    os.utime(html, (1, 1))
+    r = wdsweep("resume", study, timeout=600)
+    assert r.returncode == 0 and html.stat().st_mtime > 1

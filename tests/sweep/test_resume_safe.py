@@ -113,6 +113,13 @@ def _some_done(study: Path) -> bool:
     return bool(c) and c["completed"] >= 1 and c["running"] + c["pending"] >= 1
 
 
+def long_spec_text() -> str:
+    """Four packs on two CPUs, long enough to be killed with some done, some not."""
+    return parse(SPEC.format(epochs=60, storage="")).text.replace(
+        "checkpoint_every = 8", "checkpoint_every = 40").replace(
+        "weight_decay = [0.0, 0.1]", "weight_decay = [0.0, 0.1, 0.3, 1.0]")
+
+
 def _rm_newest_checkpoints(exp: Path) -> None:
     """What an unlucky SIGKILL leaves: the newest Tune checkpoint of each unfinished
     trial half-written or gone (Tune's state may still name it)."""
@@ -126,9 +133,8 @@ def _rm_newest_checkpoints(exp: Path) -> None:
 @pytest.mark.slow
 def test_sigkill_then_resume_from_trainer_checkpoints_with_planted_pickles(
         ray_address, tmp_path, cli_env):
-    s = parse(SPEC.format(epochs=60, storage=""))
     spec_file, study, marker = tmp_path / "s.toml", tmp_path / "study", tmp_path / "PWNED"
-    spec_file.write_text(s.text.replace("checkpoint_every = 8", "checkpoint_every = 40"))
+    spec_file.write_text(long_spec_text())
     p = _driver(["run", spec_file, "--study", study, "--address", ray_address, "--no-report"],
                 cli_env)
     assert _wait_for(lambda: _some_done(study)), p.communicate()[0]
@@ -143,7 +149,7 @@ def test_sigkill_then_resume_from_trainer_checkpoints_with_planted_pickles(
     assert r.returncode == 0, r.stdout + r.stderr
     assert not marker.exists()
     res = pd.read_csv(study / "results.csv")
-    assert len(res) == 4 and (res.status == "completed").all()
+    assert len(res) == 8 and (res.status == "completed").all()
     assert "Could not recover" not in r.stdout + r.stderr
 
 
@@ -227,15 +233,14 @@ def _listening(pids: list[int]) -> list[str]:
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="Linux /proc")
 def test_embedded_ray_listens_on_loopback_only_and_a_killed_drivers_ray_is_reaped(
         ray_address, tmp_path, cli_env, wdsweep):
-    s = parse(SPEC.format(epochs=60, storage=""))
     spec_file, study = tmp_path / "s.toml", tmp_path / "study"
-    spec_file.write_text(s.text.replace("checkpoint_every = 8", "checkpoint_every = 40"))
+    spec_file.write_text(long_spec_text())
     p = _driver(["run", spec_file, "--study", study, "--no-report"], cli_env)  # embedded Ray
     assert _wait_for(lambda: _some_done(study)), p.communicate()[0]
     ray_pids = descendants(p.pid)
     addrs = _listening([p.pid, *ray_pids])
     assert addrs, "Ray's processes should be listening somewhere"
-    assert all(a.startswith(("127.", "::1")) for a in addrs), addrs
+    assert all(a.startswith(("127.", "::ffff:127.", "::1:")) for a in addrs), addrs
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=60)
     time.sleep(1)
@@ -246,7 +251,7 @@ def test_embedded_ray_listens_on_loopback_only_and_a_killed_drivers_ray_is_reape
     assert _wait_for(lambda: not [q for q in ray_pids if _running(q)], timeout=30)
     r = wdsweep("resume", study, "--address", ray_address, "--no-report", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert len(pd.read_csv(study / "results.csv")) == 4
+    assert len(pd.read_csv(study / "results.csv")) == 8
 
 
 def _running(pid: int) -> bool:
@@ -255,3 +260,26 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def test_a_study_from_before_plan_records_resumes_from_its_saved_spec(ray_local, tmp_path,
+                                                                      fault_dir):
+    s = parse(SPEC.format(epochs=2, storage=""))
+    victim = make_plan(s).trials[1].members[0]
+    fault = fault_dir / victim.config_hash()
+    fault.write_text("16")
+    study = tmp_path / "study"
+    try:
+        sweep.run(s, study)
+    finally:
+        fault.unlink()
+    state = json.loads((study / "study.json").read_text())
+    for e in state["experiments"]:  # what an older wdsweep wrote: no plan records
+        del e["plan_sha256"], e["continues"]
+    (study / "study.json").write_text(json.dumps(state))
+    for p in (study / "plans").iterdir():
+        p.unlink()
+    out = sweep.resume(study, retry_errored=True)
+    assert out["completed"] == 2
+    st = sweep.status(study)
+    assert (st["total"], st["completed"], st["errored"]) == (4, 4, 0)
