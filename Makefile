@@ -8,7 +8,7 @@ TORCH   ?= requirements/torch.txt
 VENV_FLAGS ?=
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench bench-quick bench-gpu clean
 
 $(STAMP): pyproject.toml $(TORCH)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV_FLAGS) $(VENV)
@@ -33,8 +33,18 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# CPU benchmarks (~40 min on 2 cores; bench-quick: ~8 min). On a GPU box: bench-gpu.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_trainer.py
+	$(BIN)/python benchmarks/bench_sweep_vs_tune.py --repeats 3 --out bench-sweep-vs-tune.json
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/bench_trainer.py --quick
+	$(BIN)/python benchmarks/bench_sweep_vs_tune.py --quick
+
+bench-gpu: $(STAMP)
+	$(BIN)/python benchmarks/gpu_smoke.py
+	$(BIN)/python benchmarks/bench_gpu.py --out bench-gpu.json
 
 clean:
 	rm -rf $(VENV) demo-study .pytest_cache

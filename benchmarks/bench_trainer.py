@@ -2,11 +2,12 @@
 
 Compares, in one process and on the same data: a plain PyTorch model with
 torch.optim.AdamW (the way the seed's code trains) against wdsweep's packed
-trainer at K = 1, 4 and 8 members, on 1 and 2 threads. GFLOP/s counts the
+trainer at K = 1 ... 32 members (the per-member fused optimizer, the CPU default, and
+the whole-pack flat update side by side), on 1 and 2 threads. GFLOP/s counts the
 matmul work (forward + two backward matmuls per linear layer) and is set
 against an fp32 matmul peak measured in the same process and thread count.
 
-    python benchmarks/bench_trainer.py [--steps 300] [--repeats 5]
+    python benchmarks/bench_trainer.py [--steps 300] [--repeats 5] [--ks 1 8] [--quick]
 """
 
 from __future__ import annotations
@@ -65,14 +66,14 @@ def plain(cfg, data, steps):
     return time_steps(step, steps)
 
 
-def packed(cfg, K, steps):
+def packed(cfg, K, steps, impl="auto"):
     cfgs = [cfg.replace(seed=s) for s in range(K)]
     data = load_data(cfgs, torch.device("cpu"))
     x, y = data["train"].x, data["train"].y
     model = PackedResMLP([reference_model(64, 32, 256, 2, True, c.bn_eps, c.seed)
                           for c in cfgs], [c.bn_eps for c in cfgs], torch.device("cpu"))
     opt = PackedOptimizer("adamw", model, lr=[1e-3] * K, wd=[0.1] * K, matrices_only=False,
-                          beta1=0.9, beta2=0.98, eps=1e-3, momentum=0.0)
+                          beta1=0.9, beta2=0.98, eps=1e-3, momentum=0.0, impl=impl)
     b, spe = cfg.batch_size, cfg.steps_per_epoch
 
     def step(i):
@@ -88,7 +89,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--quick", action="store_true", help="K 1, 8; 1 thread; 60 steps x 3")
     args = ap.parse_args()
+    if args.quick:
+        args.ks, args.threads, args.steps, args.repeats = [1, 8], [1], 60, 3
     torch.set_flush_denormal(True)
     cfg = build(preset("seed"), {"steps": 1000})
     data = load_data([cfg], torch.device("cpu"))
@@ -98,11 +104,14 @@ def main() -> None:
           f"median of {args.repeats} x {args.steps} steps")
     print(f"{'threads':>7} {'variant':>14} {'ms/step':>8} {'ms/member':>9} {'GFLOP/s':>8} "
           f"{'% peak':>6} {'vs plain':>8}")
-    for threads in (1, 2):
+    for threads in args.threads:
         torch.set_num_threads(threads)
         peak = statistics.median(peak_gflops(threads) for _ in range(3))
         rows = [("plain torch", 1, lambda: plain(cfg, data, args.steps))]
-        rows += [(f"wdsweep K={k}", k, lambda k=k: packed(cfg, k, args.steps)) for k in (1, 4, 8)]
+        for k in args.ks:  # the CPU default (fused per member) beside the flat update
+            n = max(20, args.steps // k)  # about the same seconds per K
+            rows += [(f"K={k} {impl}", k, lambda k=k, n=n, impl=impl: packed(cfg, k, n, impl))
+                     for impl in ("fused", "flat")]
         base = None
         for name, k, fn in rows:
             torch.set_num_threads(threads)
