@@ -69,6 +69,26 @@ def repair(args: argparse.Namespace) -> int:
     return 0 if not out["unrecoverable"] else 1
 
 
+def export(args: argparse.Namespace) -> int:
+    from sweep._publish import export as export_study
+
+    _need_study(args.study)
+    m = export_study(args.study, args.dest)
+    rows = ", ".join(f"{k} {v['rows']} rows" for k, v in m["tables"].items())
+    print(f"exported {args.study} to {args.dest}: {rows}")
+    return 0
+
+
+def import_(args: argparse.Namespace) -> int:
+    from sweep._publish import import_ as import_study
+
+    out = import_study(args.source, args.study)
+    print(f"imported {out['members']} members ({out['completed']} completed) and "
+          f"{out['history_rows']} history rows into {args.study}; `wdsweep run SPEC "
+          f"--study {args.study}` runs only what they lack")
+    return 0
+
+
 def status(args: argparse.Namespace) -> int:
     from sweep import _reap
     from sweep._status import status as study_status

@@ -45,6 +45,11 @@ def repair(study: Path, say=print) -> dict[str, Any]:
         except st.StudyDamaged:
             state = _state_from_plans(study)
         trials: dict[str, dict[str, Any]] = {}
+        imported = [e for e in state["experiments"] if e["status"] == "imported"]
+        if imported:  # published tables: no checkpoints to rebuild them from
+            raise st.StudyDamaged(study, st.RESULTS, "its members were imported from "
+                                  f"{imported[0]['uri']}; import them again into a new "
+                                  "study instead of repairing")
         for e in state["experiments"]:
             for t in _records.read_plan(study, e):
                 trials[t["key"]] = t

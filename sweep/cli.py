@@ -1,7 +1,8 @@
 """`wdsweep`: the service's front door.
 
 Subcommands: train (one run, no Ray), run / resume / status / repair (sweeps on
-Ray Tune), analyze (reports; loads `analysis` lazily). Bad input (or a damaged
+Ray Tune), export / import (published tables), analyze (reports; loads `analysis`
+lazily). Bad input (or a damaged
 study) prints one line naming the field or file and what is allowed, and exits
 with status 2; a fault (a full disk, an I/O error) prints one line and exits 1.
 """
@@ -52,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("repair", help="rebuild a damaged study's tables from its checkpoints")
     rp.add_argument("study", type=Path)
 
+    ex = sub.add_parser("export", help="publish a study's tables (gzipped, with a manifest)")
+    ex.add_argument("study", type=Path, help="study directory")
+    ex.add_argument("dest", type=Path, help="directory for results.csv.gz, history.csv.gz, "
+                    "specs/ and published.json")
+
+    im = sub.add_parser("import", help="start a study from published tables, to extend it")
+    im.add_argument("source", type=Path, help="directory written by `wdsweep export` (or "
+                    "holding results.csv[.gz] and history.csv[.gz])")
+    im.add_argument("--study", required=True, type=Path, help="new study directory")
+
     st = sub.add_parser("status", help="per-trial table and counts")
     st.add_argument("study", type=Path)
     st.add_argument("--json", action="store_true")
@@ -91,10 +102,10 @@ def _train(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "train":
         return _train(args)
-    if args.cmd in ("run", "resume", "status", "repair"):
+    if args.cmd in ("run", "resume", "status", "repair", "export", "import"):
         from sweep import _commands
 
-        return getattr(_commands, args.cmd)(args)
+        return getattr(_commands, args.cmd.replace("import", "import_"))(args)
     if args.cmd == "analyze":
         from analysis import cli as analysis_cli  # lazy: matplotlib and pandas
 
