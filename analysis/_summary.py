@@ -50,15 +50,20 @@ def delays(hist: pd.DataFrame, levels: tuple[float, ...] = DELAY_LEVELS) -> pd.D
 
 
 def collapses(hist: pd.DataFrame, **kw: float) -> pd.DataFrame:
-    """All runs' collapse events: run, step, kind, size."""
-    frames = []
-    loss = "train_loss" if "train_loss" in hist else None
-    for run, g in hist.groupby("run", sort=False):
-        ev = _collapse.detect(g["step"].to_numpy(), g["test_acc"].to_numpy(),
-                              g[loss].to_numpy() if loss else None, **kw)
-        frames.append(ev.assign(run=run))
-    cols = ["run", *_collapse.EVENT_COLUMNS]
-    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+    """All runs' collapse events: run, step, kind, size (one pass over sorted arrays)."""
+    h = hist.sort_values(["run", "step"], kind="stable")
+    run = h["run"].to_numpy()
+    cuts = np.flatnonzero(run[1:] != run[:-1]) + 1
+    step, acc = h["step"].to_numpy(float), h["test_acc"].to_numpy(float)
+    loss = h["train_loss"].to_numpy(float) if "train_loss" in h else None
+    rows = []
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(h)]):
+        if hi <= lo:
+            continue
+        for ev in _collapse.events(step[lo:hi], acc[lo:hi],
+                                   None if loss is None else loss[lo:hi], **kw):
+            rows.append((run[lo], *ev))
+    return pd.DataFrame(rows, columns=["run", *_collapse.EVENT_COLUMNS])
 
 
 def summarize(hist: pd.DataFrame, keys: list[str], curves: bool, window: float = WINDOW,
