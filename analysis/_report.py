@@ -149,7 +149,9 @@ def _headline(fit: dict[str, Any]) -> str:
     v = fit.get("verdict") or {}
     if v.get("rule"):
         return f"{v['rule']} ({v['strength']})"
-    ok = v.get("compatible") or []
+    ok = v.get("compatible")
+    if ok == [] and fit.get("rules"):
+        return "none of the four rules fits"
     return "the data cannot tell" + (f" ({', '.join(ok)} compatible)" if ok else "")
 
 

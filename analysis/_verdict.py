@@ -66,8 +66,8 @@ def _rules(fit: dict[str, Any]) -> str:
                 f"fit: {v['reason']}. Evidence: {v['strength']}.")
     ok = v["compatible"]
     if not ok:
-        return (f"None of the four rules fits (each is rejected at p < 0.05): read the free "
-                f"exponents above. {v['reason']}.")
+        return ("None of the four rules fits: each is rejected against the free fit at "
+                "p < 0.05 (F test); read the free exponents above.")
     if len(ok) == len(rules):
         s = f"The data cannot tell the rules apart ({v['reason']}): all four remain compatible."
     else:
