@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The trainer's fast tests, the most discriminating first (-x stops at the first failure).
-TRAINER_FAST = [f"tests/trainer/test_{n}.py" for n in (
-    "train_reference", "resume_record", "golden", "units", "equivalence", "resume", "cli",
-    "config", "tasks")] + ["-m", "not slow and not gpu"]
+# The trainer's fast tests (every tests/trainer/test_*.py of the exported tree), the most
+# discriminating first: -x stops at the first failure.
+TRAINER_FAST = ["@trainer", "-m", "not slow and not gpu"]
+FIRST = ("train_reference", "resume_record", "golden", "units", "flat_optim", "equivalence")
 UNITS = ["tests/trainer/test_units.py", "tests/trainer/test_golden.py",
          "tests/trainer/test_config.py"]
 
@@ -79,9 +79,10 @@ MUTANTS = [
            "manual_seed(seed * 1_000_003 + epoch + 1)", tuple(TRAINER_FAST)),
     Mutant("eval-in-train-mode", "trainer/loop.py", "    model.training = False\n",
            "    model.training = True\n", tuple(TRAINER_FAST)),
-    Mutant("sweep-restarts-trials-from-0", "sweep/_trainable.py", "        if ckpt is not None:",
-           "        if False and ckpt is not None:",
-           ("tests/sweep/test_resume_values.py", "-m", "slow", "-k", "retried")),
+    Mutant("sweep-resume-from-step-0", "sweep/_trainable.py", '        elif trial.get("init"):',
+           "        elif False:", ("tests/sweep/test_resume_values.py", "-m", "slow", "-k",
+                                   "retried"),
+           "`wdsweep resume` ignores each pack's newest trainer checkpoint: trials restart"),
 ]
 
 
@@ -93,8 +94,19 @@ def export(rev: str, dest: Path) -> None:
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
 
 
+def expand(tree: Path, args: tuple[str, ...] | list[str]) -> list[str]:
+    if "@trainer" not in args:
+        return list(args)
+    files = sorted((tree / "tests" / "trainer").glob("test_*.py"))
+    rank = {f"test_{n}.py": i for i, n in enumerate(FIRST)}
+    files.sort(key=lambda p: rank.get(p.name, len(rank)))
+    i = list(args).index("@trainer")
+    return [*args[:i], *(str(p.relative_to(tree)) for p in files), *args[i + 1:]]
+
+
 def run_tests(tree: Path, args: tuple[str, ...] | list[str],
               timeout: float) -> tuple[bool, float, str]:
+    args = expand(tree, args)
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     t0 = time.monotonic()
     try:
