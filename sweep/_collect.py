@@ -8,6 +8,7 @@ experiment, which stays `running`, so `wdsweep resume` continues it.
 
 from __future__ import annotations
 
+import logging
 import re
 import traceback
 from pathlib import Path
@@ -19,10 +20,11 @@ from sweep import study as st
 from sweep.plan import member_from_dict
 from trainer.schema import LAST, RESULT_METRICS
 
-_INFO = ("node", "resumed_from", "train_seconds", "warnings")
+log = logging.getLogger(__name__)
+INFO = ("node", "resumed_from", "train_seconds", "warnings")
 
 
-def collect(study: Path, name: str, trials: list[dict[str, Any]], grid, log) -> dict[str, Any]:
+def collect(study: Path, name: str, trials: list[dict[str, Any]], grid) -> dict[str, Any]:
     """`trials` are the experiment's payloads: a trial Tune never started (Ctrl-C
     early) has no config in the grid and counts as unfinished."""
     rows, hist = [], []
@@ -41,7 +43,7 @@ def collect(study: Path, name: str, trials: list[dict[str, Any]], grid, log) -> 
             with r.checkpoint.as_directory() as d:
                 h = pd.read_csv(Path(d) / "metrics.csv", dtype={"config_hash": str})
             hist.append(h)
-            info = {k: metrics.get(k) for k in _INFO}
+            info = {k: metrics.get(k) for k in INFO}
             rows += completed_rows(members, key, name, h, info)
             n["completed_trials"] += 1
         elif r.error is not None:
@@ -58,11 +60,11 @@ def collect(study: Path, name: str, trials: list[dict[str, Any]], grid, log) -> 
               "errored" if n["errored_trials"] else "finished")
     st.set_experiment_status(study, name, status)
     done = sum(r["status"] == "completed" for r in rows)
-    log(f"{name}: {done} members completed, {len(rows) - done} errored "
-        f"({n['errored_trials']} trials); results in {study / st.RESULTS}")
+    log.info("%s: %d members completed, %d errored (%d trials); results in %s", name, done,
+             len(rows) - done, n["errored_trials"], study / st.RESULTS)
     if n["unfinished_trials"]:
-        log(f"{name}: interrupted with {n['unfinished_trials']} trials unfinished; "
-            f"continue with `wdsweep resume {study}`")
+        log.warning("%s: interrupted with %d trials unfinished; continue with "
+                    "`wdsweep resume %s`", name, n["unfinished_trials"], study)
     return {"completed": done, "errored": len(rows) - done, **n}
 
 

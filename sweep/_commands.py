@@ -1,34 +1,76 @@
-"""CLI glue for run / resume / status / repair: argument objects in, exit codes out."""
+"""CLI glue for run / resume / status / repair: argument objects in, exit codes out.
+Data goes to stdout (print); messages are logging records (stderr)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from sweep import spec as spec_mod
 from sweep.cli import UsageError
 
+log = logging.getLogger(__name__)
 
 def _report(study: Path) -> None:
     from analysis import cli as analysis_cli  # lazy: matplotlib
 
     out = study / "report"
-    rc = analysis_cli.main(argparse.Namespace(path=study, out=out, window=None, last=None))
+    with contextlib.redirect_stdout(sys.stderr):  # its "wrote ..." is a message here
+        rc = analysis_cli.main(argparse.Namespace(path=study, out=out, window=None, last=None))
     if rc == 0:
-        print(f"report: {out / 'report.html'}")
+        log.info("report: %s", out / "report.html")
+
+
+def spec_path(path: Path) -> Path:
+    """`examples/NAME.toml` that is not here: the copy installed with the package."""
+    if path.exists() or path.parent.name != "examples":
+        return path
+    from importlib.resources import files
+
+    packaged = Path(str(files("sweep") / "examples" / path.name))
+    if packaged.is_file():
+        log.info("using the packaged example %s", packaged)
+        return packaged
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
     from sweep import _driver
 
-    spec = spec_mod.load(args.spec)
+    spec = spec_mod.load(spec_path(args.spec))
     if args.study.exists() and not args.study.is_dir():
         raise UsageError(f"--study: {args.study} exists and is not a directory")
     out = _driver.run(spec, args.study, address=args.address, dry_run=args.dry_run,
                       yes=args.yes)
+    if args.dry_run:
+        _print_plan(out["plan"], args.json)
+    elif args.json:
+        _json(out)
     return _after(args, out)
+
+
+def _json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    print()
+
+
+def _print_plan(plan: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _json(plan)
+        return
+    print(plan["summary"])
+    print(f"{'trial':<13} {'weight_decay':>12} {'seed':>5} {'b':>5} {'B':>7} {'T':>8}  "
+          "config_hash")
+    for t in plan["trials"]:
+        for m in t["members"]:
+            print(f"{t['key']:<13} {m['weight_decay']:>12.4g} {m['seed']:>5} "
+                  f"{m['batch_size']:>5} {m['train_size']:>7} {m['total_steps']:>8}  "
+                  f"{m['config_hash']}")
 
 
 def _report_stale(study: Path) -> bool:
@@ -58,6 +100,8 @@ def resume(args: argparse.Namespace) -> int:
 
     _need_study(args.study)
     out = _driver.resume(args.study, retry_errored=args.retry_errored, address=args.address)
+    if args.json:
+        _json(out)
     return _after(args, out)
 
 
@@ -106,10 +150,20 @@ def status(args: argparse.Namespace) -> int:
           f" (driver {'running' if s['driver_alive'] else 'not running'})")
     for e in s["experiments"]:
         print(f"  {e['name']}: {e['status']}")
-    if s["trials"]:
-        print(f"  {'trial':<14} {'status':<10} {'members':>7} {'step':>8} {'test_acc':>8} node")
-        for t in s["trials"]:
-            acc = "" if t["test_acc_mean"] is None else f"{t['test_acc_mean']:.3f}"
-            print(f"  {t['key']:<14} {t['status']:<10} {t['members']:>7} {t['step']:>8} "
-                  f"{acc:>8} {(t['node'] or '')[:12]}")
+    if s["members"]:
+        print(f"  {'trial':<13} {'weight_decay':>12} {'seed':>4} {'b':>4} {'B':>6} {'T':>7} "
+              f"{'status':<10} {'step':>7} {'test_acc':>8} {'ETA':>8}")
+    for m in s["members"]:
+        acc = "" if m["test_acc"] is None else f"{m['test_acc']:.3f}"
+        step = "" if m["step"] is None else str(m["step"])
+        eta = "" if m["eta_s"] is None else _fmt_s(m["eta_s"])
+        print(f"  {m['trial'] or '':<13} {m['weight_decay']:>12.4g} {m['seed']:>4} "
+              f"{m['batch_size']:>4} {m['train_size']:>6} {m['total_steps']:>7} "
+              f"{m['status']:<10} {step:>7} {acc:>8} {eta:>8}")
     return 0
+
+
+def _fmt_s(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else \
+        f"{s // 60}:{s % 60:02d}"

@@ -13,6 +13,7 @@ storage holds is unpickled.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 import uuid
@@ -21,11 +22,15 @@ from typing import Any
 
 from sweep import _records
 from sweep import study as st
+from sweep._callbacks import saved_callbacks as _saved_callbacks
+from sweep._callbacks import spec_callbacks as _spec_callbacks
 from sweep._collect import collect
-from sweep._ray import check_resources, connected, quiet, ray_version, storage
+from sweep._ray import before_import, check_resources, connected, quiet, ray_version, storage
 from sweep._status import status
 from sweep.plan import make_plan
 from sweep.spec import Spec, SpecError
+
+log = logging.getLogger(__name__)
 
 
 class StudyFault(RuntimeError):
@@ -33,10 +38,12 @@ class StudyFault(RuntimeError):
 
 
 def _tuner(trials: list[dict[str, Any]], study: Path, uri: str, name: str,
-           res: dict[str, Any]):
+           res: dict[str, Any], callbacks: list[Any]):
     quiet()
     from ray import tune
 
+    from sweep._live import Live
+    from sweep._members import member_table
     from sweep._progress import Progress
     from sweep._trainable import train_trial
     from sweep.plan import member_from_dict
@@ -47,10 +54,14 @@ def _tuner(trials: list[dict[str, Any]], study: Path, uri: str, name: str,
                         "overwrite it (use a new study directory)")
     member_steps = sum(member_from_dict(m).total_steps for t in trials for m in t["members"])
     progress = Progress(study.resolve(), name, member_steps)
+    live = Live(study.resolve(), name)
+    # Each trial's config carries its member table (trial/table/mKK: λ, seed, b, B, T, ...),
+    # naming the mKK/<metric> keys its reports carry.
+    space = [dict(t, table=member_table(t["members"])) for t in trials]
     tuner = tune.Tuner(
         tune.with_resources(train_trial, {"cpu": res["cpus_per_trial"],
                                           "gpu": res["gpus_per_trial"]}),
-        param_space={"trial": tune.grid_search(trials)},
+        param_space={"trial": tune.grid_search(space)},
         tune_config=tune.TuneConfig(
             reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
@@ -59,8 +70,8 @@ def _tuner(trials: list[dict[str, Any]], study: Path, uri: str, name: str,
             failure_config=tune.FailureConfig(max_failures=res["max_failures"],
                                               fail_fast=False),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[progress]))
-    return tuner, progress
+            callbacks=[live, progress, *callbacks]))  # a trial's rows before its status
+    return tuner, progress, live
 
 
 def _trial_name(trial) -> str:
@@ -68,34 +79,41 @@ def _trial_name(trial) -> str:
 
 
 def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = False,
-        yes: bool = False, log=print) -> dict[str, Any]:
-    """Run the members of `spec` that `study` has not completed (new study or extension)."""
+        yes: bool = False, callbacks: list[Any] = ()) -> dict[str, Any]:
+    """Run the members of `spec` that `study` has not completed (new study or extension).
+    `callbacks`: Ray Tune Callback instances (MLflow, W&B, ...) added to the spec's
+    `run.callbacks`. A dry run returns the plan (`plan`) and runs nothing."""
     from sweep._bounds import check_grid_size, check_plan
 
     check_grid_size(spec, yes)  # before expanding: a huge grid is refused in milliseconds
     st.check(study)
     plan = make_plan(spec, st.completed_hashes(study))  # validates every grid point
-    log(plan.summary(spec.cpus_per_trial))
+    if not dry_run:  # a dry run prints it with the plan, on stdout
+        log.info("%s", plan.summary(spec.cpus_per_trial))
     check_plan(plan, spec, yes)
+    if spec.callbacks:  # imports ray: keep an embedded Ray on loopback (sweep._ray)
+        before_import(address)
+    cbs = [*_spec_callbacks(spec), *callbacks]
     if dry_run:
-        return {"planned": len(plan.trials), "ran": 0}
+        return {"planned": len(plan.trials), "ran": 0, "plan": dict(
+            plan.record(spec.cpus_per_trial), summary=plan.summary(spec.cpus_per_trial))}
     st.refuse_if_busy(study)
     _refuse_if_interrupted(study)
     if not plan.trials:
-        log("nothing to run: every member of this spec is already completed")
+        log.info("nothing to run: every member of this spec is already completed")
         return {"planned": 0, "ran": 0}
     fresh = not study.exists()
     with connected(address, study) as embedded:
-        check_resources(spec, log)
+        check_resources(spec)
         with st.locked(study):
             if embedded and fresh:
                 from sweep._reap import record
 
                 record(study)  # now that the study exists
-            return _run_locked(spec, plan, study, fresh, log)
+            return _run_locked(spec, plan, study, fresh, cbs)
 
 
-def _run_locked(spec: Spec, plan, study: Path, fresh: bool, log) -> dict[str, Any]:
+def _run_locked(spec: Spec, plan, study: Path, fresh: bool, cbs: list[Any]) -> dict[str, Any]:
     try:
         _refuse_if_interrupted(study)  # again, now that no one else can change the study
         res = dict(cpus_per_trial=spec.cpus_per_trial, gpus_per_trial=spec.gpus_per_trial,
@@ -104,7 +122,7 @@ def _run_locked(spec: Spec, plan, study: Path, fresh: bool, log) -> dict[str, An
         state.setdefault("id", f"{spec.name}-{uuid.uuid4().hex[:8]}")
         state["name"] = spec.name
         root = f"{spec.storage_uri(study).rstrip('/')}/{state['id']}"
-        out = _launch(study, state, root, [t.payload() for t in plan.trials], res, log,
+        out = _launch(study, state, root, [t.payload() for t in plan.trials], res, cbs,
                       spec=spec)
     except SpecError:
         if fresh:  # bad input found once Ray was up: leave no trace
@@ -121,13 +139,13 @@ def _refuse_if_interrupted(study: Path) -> None:
 
 
 def _launch(study: Path, state: dict[str, Any], root: str, trials: list[dict[str, Any]],
-            res: dict[str, Any], log, *, spec: Spec | None = None,
+            res: dict[str, Any], cbs: list[Any], *, spec: Spec | None = None,
             continues: list[str] = ()) -> dict[str, Any]:
     """Start experiment exp-NNN under `root` with `trials`, record it, run it, collect it."""
     name = f"exp-{len(state['experiments']):03d}"
     uri = f"{root}/{name}"
     try:  # build the Tuner before the study records the experiment
-        tuner, progress = _tuner(trials, study, uri, name, res)
+        tuner, progress, live = _tuner(trials, study, uri, name, res, cbs)
     except OSError as e:
         raise SpecError("run.storage", f"cannot use {uri}: {e}") from None
     if spec is not None:
@@ -145,10 +163,11 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[dict[str
     st.write_json(study / st.STATE, state)
     t0 = time.perf_counter()
     grid = tuner.fit()
-    log(f"{name}: Tune ran {len(trials)} trials in {time.perf_counter() - t0:.1f} s")
-    out = collect(study, name, trials, grid, log)
-    if progress.fault is not None:
-        raise StudyFault(f"{progress.fault}; the sweep stopped: free space, then "
+    log.info("%s: Tune ran %d trials in %.1f s", name, len(trials), time.perf_counter() - t0)
+    out = collect(study, name, trials, grid)
+    fault = progress.fault or live.fault
+    if fault is not None:
+        raise StudyFault(f"{fault}; the sweep stopped: free space, then "
                          f"`wdsweep resume {study}`")
     return out
 
@@ -160,7 +179,7 @@ def _records_hash(member: dict[str, Any]) -> str:
 
 
 def resume(study: Path, *, retry_errored: bool = False, address: str | None = None,
-           log=print) -> dict[str, Any]:
+           callbacks: list[Any] = ()) -> dict[str, Any]:
     """Finish the trials a study left unfinished (and, with retry_errored, the errored
     ones) in a new experiment, each from its newest verified trainer checkpoint."""
     with st.locked(study):
@@ -185,8 +204,8 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
         st.write_json(study / st.STATE, state)
         if not trials:
             errored = [e["name"] for e in state["experiments"] if e["status"] == "errored"]
-            log("nothing to resume" + (" (errored trials need --retry-errored)"
-                                       if errored and not retry_errored else ""))
+            log.info("nothing to resume" + (" (errored trials need --retry-errored)"
+                                            if errored and not retry_errored else ""))
             return {"resumed": 0}
         continues = sorted({e["name"] for e in sources.values()})
         first = sources[next(iter(trials))]
@@ -195,11 +214,11 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
         for key, t in trials.items():
             t["init"] = [f.uri for f in _records.checkpoints(state, key)]
         started = sum(bool(t["init"]) for t in trials.values())
-        log(f"resuming {len(trials)} trials of {', '.join(continues)} "
-            f"({started} from a checkpoint)")
+        log.info("resuming %d trials of %s (%d from a checkpoint)", len(trials),
+                 ", ".join(continues), started)
         with connected(address, study):
             out = _launch(study, state, first["uri"].rsplit("/", 1)[0], list(trials.values()),
-                          res, log, continues=continues)
+                          res, [*_saved_callbacks(study), *callbacks], continues=continues)
         return {**out, "resumed": len(trials)}
 
 

@@ -1,8 +1,10 @@
-"""A live progress view (instead of Ray's tables) that also keeps STUDY/status.json."""
+"""A live progress view (instead of Ray's tables, as `logging` records: stderr in the
+CLI) that also keeps STUDY/status.json, per trial and per member (step, latest test
+accuracy, ETA) for `wdsweep status`."""
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
 from sweep.study import STATUS, write_json
+
+log = logging.getLogger(__name__)
 
 _STATE = {"PENDING": "pending", "RUNNING": "running", "TERMINATED": "completed",
           "ERROR": "errored", "PAUSED": "pending"}
@@ -57,7 +61,7 @@ class Progress(Callback, Stopper):
         self.steps[trial.trial_id] = int(result.get("step", 0)) * _members(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        sys.stdout.write(f"trial {trial.trial_id} errored: see {trial.path}/error.txt\n")
+        log.warning("trial %s errored: see %s/error.txt", trial.trial_id, trial.path)
         self._emit(trials, force=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -89,11 +93,9 @@ class Progress(Callback, Stopper):
         # Rate since this driver started; a resumed run's restored steps count as done.
         eta = f" | ETA {_fmt(elapsed * (self.member_steps - done) / done)}" if done else ""
         c = counts["trials"]
-        sys.stdout.write(
-            f"[{_fmt(elapsed)}] trials: {c['completed']} done, {c['running']} running, "
-            f"{c['pending']} pending, {c['errored']} errored | members "
-            f"{counts['members']['completed']}/{sum(counts['members'].values())}{eta}\n")
-        sys.stdout.flush()
+        log.info("[%s] trials: %d done, %d running, %d pending, %d errored | members %d/%d%s",
+                 _fmt(elapsed), c["completed"], c["running"], c["pending"], c["errored"],
+                 counts["members"]["completed"], sum(counts["members"].values()), eta)
         if self.fault is not None:
             return
         try:
@@ -106,10 +108,22 @@ class Progress(Callback, Stopper):
 
 def _row(t: Any) -> dict[str, Any]:
     r = t.last_result or {}
+    status, step, total = _state(t), r.get("step", 0), r.get("total_steps")
     return {"trial_id": t.trial_id, "key": t.config["trial"]["key"],
-            "status": _state(t), "members": _members(t),
-            "step": r.get("step", 0), "total_steps": r.get("total_steps"),
-            "test_acc_mean": r.get("test_acc_mean"), "node": r.get("node")}
+            "status": status, "members": _members(t), "step": step, "total_steps": total,
+            "test_acc_mean": r.get("test_acc_mean"), "node": r.get("node"),
+            "member_rows": [dict(row, member=k, status=status, step=step,
+                                 test_acc=r.get(f"{k}/test_acc"), eta_s=eta_s(r))
+                            for k, row in t.config["trial"].get("table", {}).items()]}
+
+
+def eta_s(r: dict[str, Any]) -> float | None:
+    """Seconds left for a trial, from its rate since it (re)started."""
+    step, total, secs = r.get("step", 0), r.get("total_steps"), r.get("train_seconds")
+    done = step - (r.get("resumed_from") or 0)
+    if not total or secs is None or done <= 0:
+        return None
+    return secs / done * (total - step)
 
 
 def _fmt(s: float) -> str:

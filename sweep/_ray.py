@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -15,6 +16,10 @@ from sweep.spec import Spec, SpecError
 # Ray's switch for a local-only Ray (its default on Windows and macOS): every Ray
 # process then listens on 127.0.0.1 only. Never set for a cluster (--address).
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# `wdsweep --ray-logs`: the trials' own output (stdout, stderr, warnings) reaches the driver.
+RAY_LOGS_ENV = "WDSWEEP_RAY_LOGS"
+
+_log = logging.getLogger(__name__)
 
 
 def quiet() -> None:
@@ -22,6 +27,13 @@ def quiet() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def before_import(address: str | None) -> None:
+    """Call before anything imports `ray`: an embedded Ray (no address) is then
+    loopback-only (see `connected`)."""
+    if address is None and "ray" not in sys.modules:
+        os.environ.setdefault(LOCAL_ONLY_ENV, "0")
 
 
 @contextmanager
@@ -38,8 +50,7 @@ def connected(address: str | None, study: Path | None = None) -> Iterator[bool]:
     interface); Ray's local-only mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read
     when `ray` is first imported and inherited by Ray's processes) binds them all,
     agents included, to 127.0.0.1. docs/security.md."""
-    if address is None and "ray" not in sys.modules:
-        os.environ.setdefault(LOCAL_ONLY_ENV, "0")
+    before_import(address)
     import ray
 
     if ray.is_initialized():
@@ -49,7 +60,7 @@ def connected(address: str | None, study: Path | None = None) -> Iterator[bool]:
     _check_reachable(address)
     # Trials print nothing; their errors reach error.txt and the progress view.
     kw: dict[str, Any] = dict(configure_logging=True, logging_level="WARNING",
-                              log_to_driver=False)
+                              log_to_driver=os.environ.get(RAY_LOGS_ENV) == "1")
     try:
         if address is None:
             from sweep import _reap
@@ -113,7 +124,7 @@ def _autoscaler_max() -> dict[str, float] | None:
         return None
 
 
-def check_resources(spec: Spec, log=print) -> None:
+def check_resources(spec: Spec) -> None:
     """A trial must fit on one node: bad input when no node (present or, on an
     autoscaling cluster, launchable) can hold it."""
     import ray
@@ -125,15 +136,15 @@ def check_resources(spec: Spec, log=print) -> None:
         if want <= node[key]:
             continue
         if grow is not None and grow.get(key, 0) >= want:
-            log(f"WARNING: no node has {want:g} {unit} now; trials wait for the autoscaler")
+            _log.warning("no node has %g %s now; trials wait for the autoscaler", want, unit)
             continue
         raise SpecError(field, f"got {want:g} but the largest node has {node[key]:g} {unit}; "
                         f"allowed: at most {node[key]:g} here, or a cluster with larger nodes")
     alive = [n for n in ray.nodes() if n.get("Alive")]
     if len(alive) > 1 and spec.storage is None:
-        log(f"WARNING: {len(alive)} Ray nodes and no run.storage: the study's experiments "
-            "directory must be on storage every node shares (NFS), or set "
-            "run.storage = 's3://...'")
+        _log.warning("%d Ray nodes and no run.storage: the study's experiments directory "
+                     "must be on storage every node shares (NFS), or set "
+                     "run.storage = 's3://...'", len(alive))
 
 
 def storage(uri: str) -> tuple[str, Any]:

@@ -1,11 +1,18 @@
-"""`wdsweep status`: counts in members, read from the study without Ray."""
+"""`wdsweep status`: counts and the per-member table, read from the study without Ray.
+
+A member is completed or errored as results.csv says (rows land there when their
+trial completes), running with its step, latest test accuracy and ETA as the
+running driver's STUDY/status.json says, and pending otherwise (its λ, seed, b, B,
+T from the experiments' plan records)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from sweep import _records
 from sweep import study as st
 from sweep.spec import SpecError
 
@@ -34,4 +41,44 @@ def status(study: Path) -> dict[str, Any]:
             "running": running, "pending": pending, "errored": len(failed),
             "driver_alive": alive,
             "experiments": [{k: e[k] for k in ("name", "status")} for e in state["experiments"]],
-            "trials": live.get("per_trial", []) if alive else []}
+            "trials": live.get("per_trial", []) if alive else [],
+            "members": _members(study, state, res, live if alive else {})}
+
+
+_COLS = ("weight_decay", "seed", "batch_size", "train_size", "total_steps")
+
+
+def _members(study: Path, state: dict[str, Any], res, live: dict[str, Any]) -> list[dict]:
+    """One row per member: its λ (PyTorch units), seed, b, B, T, status, step, latest
+    test accuracy, ETA (seconds, running members only), trial and experiment."""
+    from sweep._members import member_table
+
+    rows: dict[str, dict[str, Any]] = {}
+    for e in state["experiments"]:  # planned: pending unless a later source says more
+        for t in _records.read_plan(study, e):
+            for row in member_table(t["members"]).values():
+                rows[row["config_hash"]] = dict(
+                    {c: row[c] for c in _COLS}, config_hash=row["config_hash"],
+                    status="pending", step=None, test_acc=None, eta_s=None, trial=t["key"],
+                    experiment=e["name"])
+    for t in live.get("per_trial", []):
+        for m in t.get("member_rows", []):
+            if m["status"] == "running" and m["config_hash"] in rows:
+                rows[m["config_hash"]].update(status="running", step=m["step"],
+                                              test_acc=m["test_acc"], eta_s=m["eta_s"])
+    for r in ([] if res.empty else res.to_dict("records")):
+        done = r["status"] == "completed"
+        rows[r["config_hash"]] = dict(
+            {c: _plain(r.get(c)) for c in _COLS}, config_hash=r["config_hash"],
+            status=r["status"], step=_plain(r.get("total_steps")) if done else None,
+            test_acc=_plain(r.get("last_test_acc")) if done else None, eta_s=None,
+            trial=r.get("trial_id"), experiment=r.get("experiment"))
+    return sorted(rows.values(), key=lambda m: (m["experiment"] or "", m["trial"] or "",
+                                                 m["weight_decay"] or 0, m["seed"] or 0))
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars and NaN from pandas as JSON-friendly values."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return v.item() if hasattr(v, "item") else v

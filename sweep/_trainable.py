@@ -8,10 +8,16 @@ checkpoint and the trainer continues from it. A trial that `wdsweep resume`
 starts in a new experiment carries `init`: the Tune checkpoint directories of
 its pack's newest verified trainer checkpoints, of which only the trainer's own
 files are copied (never a pickle), so it continues bit-identically.
+
+Every evaluation reaches Tune when it is made (`tune.report`, with the Tune
+checkpoint at checkpoint steps), carrying each member's metrics under `mKK/...`.
+The trainer talks to this module through hooks (on_eval, on_checkpoint,
+on_resume) and `logging` records, never through printed lines.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -23,6 +29,7 @@ from typing import Any
 from ray import tune
 
 import trainer
+from sweep._members import MEMBER_KEY, MEMBER_METRICS
 from sweep.plan import member_from_dict
 
 FAULT_DIR_ENV = "WDSWEEP_FAULT_DIR"  # fault injection for tests: see _maybe_fail
@@ -52,26 +59,26 @@ def train_trial(config: dict[str, Any]) -> None:
 def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
     import ray
 
-    S = members[0].total_steps
+    S, every = members[0].total_steps, members[0].checkpoint_every
     node = ray.get_runtime_context().get_node_id()
     t_start = time.perf_counter()
     latest: dict[str, Any] = {"resumed_from": 0}
     final = {"reported": False}
 
-    def log(line: str) -> None:
-        """Keep where the trainer resumed and every warning (results.csv shows them);
-        progress lines are dropped: the driver shows its own progress view."""
-        if line.startswith("resumed at step"):
-            latest["resumed_from"] = int(line.split()[3].split("/")[0])
-        elif line.startswith("WARNING"):
-            print(line, file=sys.stderr, flush=True)
-            latest["warnings"] = (latest.get("warnings", "") + line + "\n")[-4000:]
+    def on_resume(step: int) -> None:
+        latest["resumed_from"] = step
+
+    def report(step: int, checkpoint: tune.Checkpoint | None = None) -> None:
+        metrics = dict(latest, step=step, total_steps=S, finished=step == S, trial_key=key,
+                       train_seconds=time.perf_counter() - t_start)
+        tune.report(metrics, checkpoint=checkpoint)
 
     def on_eval(rows: list[dict[str, Any]]) -> None:
-        _maybe_fail(rows[0]["step"], members)
-        latest.update(step=rows[0]["step"], total_steps=S, members=len(rows), node=node,
-                      test_acc_mean=sum(r["test_acc"] for r in rows) / len(rows),
-                      train_acc_mean=sum(r["train_acc"] for r in rows) / len(rows))
+        step = rows[0]["step"]
+        _maybe_fail(step, members)
+        latest.update(member_metrics(rows), eval_step=step, members=len(rows), node=node)
+        if step % every and step != S:  # else the checkpoint right after reports it
+            report(step)
 
     def on_checkpoint(path: Path, step: int) -> None:
         with tempfile.TemporaryDirectory() as d:
@@ -82,22 +89,52 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
             for f in ("config.json", "metrics.csv"):
                 if (run_dir / f).exists():
                     shutil.copy2(run_dir / f, out / f)
-            metrics = dict(latest, step=step, finished=step == S, trial_key=key,
-                           train_seconds=time.perf_counter() - t_start)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+            report(step, tune.Checkpoint.from_directory(d))
             final["reported"] = step == S
 
     # metrics.csv is rewritten before each on_checkpoint call (trainer.run), so the
-    # final checkpoint carries the complete history.
-    trainer.run(members, run_dir, log=log, on_eval=on_eval,
-                on_checkpoint=on_checkpoint)
+    # final checkpoint carries the complete history. The trainer's warnings are
+    # logging records, kept for results.csv (`warnings`).
+    with _Warnings(latest):
+        trainer.run(members, run_dir, on_eval=on_eval, on_checkpoint=on_checkpoint,
+                    on_resume=on_resume)
     if not final["reported"]:  # resumed from the final checkpoint: nothing left to train
         from trainer.checkpoint import list_checkpoints
 
         newest = list_checkpoints(run_dir / "checkpoints")
         if newest and newest[0].name == f"state-{S:09d}.pt":
-            latest.setdefault("step", S)
             on_checkpoint(newest[0], S)
+
+
+def member_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """One evaluation of a pack as Tune metrics: every member's under `mKK/<metric>`
+    (KK = its index in the pack, the trial config's `trial/table` row), and the pack's
+    mean test and train accuracy."""
+    out = {f"{MEMBER_KEY.format(r['member'])}/{c}": r[c] for r in rows for c in MEMBER_METRICS}
+    out["test_acc_mean"] = sum(r["test_acc"] for r in rows) / len(rows)
+    out["train_acc_mean"] = sum(r["train_acc"] for r in rows) / len(rows)
+    return out
+
+
+class _Warnings(logging.Handler):
+    """Collects the trainer's WARNING records (logger `trainer`) into `into["warnings"]`
+    while a trial trains, and writes them to the worker's stderr."""
+
+    def __init__(self, into: dict[str, Any]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = f"WARNING: {record.getMessage()}"
+        print(line, file=sys.stderr, flush=True)
+        self.into["warnings"] = (self.into.get("warnings", "") + line + "\n")[-4000:]
+
+    def __enter__(self) -> _Warnings:
+        logging.getLogger("trainer").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("trainer").removeHandler(self)
 
 
 def _maybe_fail(step: int, members: list[trainer.TrainConfig]) -> None:

@@ -5,11 +5,15 @@ Ray Tune), export / import (published tables), analyze (reports; loads `analysis
 lazily). Bad input (or a damaged
 study) prints one line naming the field or file and what is allowed, and exits
 with status 2; a fault (a full disk, an I/O error) prints one line and exits 1.
+
+Data (the plan, status tables, --json) goes to stdout; messages and progress are
+`logging` records printed on stderr (-q: warnings and errors only; -v: debug).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -20,56 +24,102 @@ EXIT_BAD_INPUT = 2
 EXIT_FAULT = 1
 
 
+PRESETS = ("seed", "modular", "demo", "tiny")  # trainer.presets.PRESETS (a test keeps them equal)
+
+
 class UsageError(ValueError):
     """Bad user input at the CLI level; the message is one line."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wdsweep", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    t = sub.add_parser("train", help="train one pack of members, without Ray")
-    t.add_argument("--preset", default="seed", help="starting config (seed, modular, tiny)")
+    try:
+        return version("wdsweep")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _common() -> argparse.ArgumentParser:
+    """-q / -v, accepted before or after the subcommand."""
+    c = argparse.ArgumentParser(add_help=False)
+    c.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="print only warnings and errors on stderr")
+    c.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="also print debug messages on stderr")
+    return c
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common()
+    p = argparse.ArgumentParser(prog="wdsweep", description=__doc__.splitlines()[0],
+                                parents=[common])
+    p.add_argument("--version", action="version", version=f"wdsweep {_version()}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common])
+
+    t = add("train", "train one pack of members, without Ray")
+    t.add_argument("--preset", default="seed", choices=PRESETS,
+                   help="starting config: " + ", ".join(PRESETS) + " (default seed)")
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; packable keys take comma lists")
     t.add_argument("--out", required=True, type=Path, help="run directory (resumed if present)")
     t.add_argument("--yes", action="store_true", help="run even beyond the compute bounds")
 
-    r = sub.add_parser("run", help="run (or extend) a sweep from a TOML spec")
-    r.add_argument("spec", type=Path)
-    r.add_argument("--study", required=True, type=Path, help="study directory")
-    r.add_argument("--address", default=None, help="Ray cluster: auto, host:port, ray://host:port")
-    r.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    address = "Ray cluster: auto, host:port or ray://host:10001 (default: an embedded " \
+        "local Ray on loopback)"
+    ray_logs = "show the trials' own output (Ray worker logs) on stderr"
+    r = add("run", "run (or extend) a sweep from a TOML spec")
+    r.add_argument("spec", type=Path,
+                   help="TOML sweep spec (examples/: demo, seed, rules_b, rules_T; a missing "
+                        "examples/NAME.toml is taken from the installed package)")
+    r.add_argument("--study", required=True, type=Path,
+                   help="study directory (created; an existing study is extended)")
+    r.add_argument("--address", default=None, help=address)
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the plan (every trial and member) and stop")
+    r.add_argument("--json", action="store_true",
+                   help="print the plan (with --dry-run) or the outcome as JSON on stdout")
     r.add_argument("--no-report", action="store_true", help="skip the analysis report")
     r.add_argument("--yes", action="store_true",
                    help="run even beyond the size and compute bounds")
+    r.add_argument("--ray-logs", action="store_true", help=ray_logs)
 
-    s = sub.add_parser("resume", help="continue an interrupted sweep")
-    s.add_argument("study", type=Path)
-    s.add_argument("--retry-errored", action="store_true", help="rerun errored trials")
-    s.add_argument("--address", default=None)
-    s.add_argument("--no-report", action="store_true")
+    s = add("resume", "continue an interrupted sweep")
+    s.add_argument("study", type=Path, help="study directory")
+    s.add_argument("--retry-errored", action="store_true",
+                   help="also rerun errored trials, from their newest checkpoint")
+    s.add_argument("--address", default=None, help=address)
+    s.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
+    s.add_argument("--no-report", action="store_true", help="skip the analysis report")
+    s.add_argument("--ray-logs", action="store_true", help=ray_logs)
 
-    rp = sub.add_parser("repair", help="rebuild a damaged study's tables from its checkpoints")
-    rp.add_argument("study", type=Path)
+    rp = add("repair", "rebuild a damaged study's tables from its checkpoints")
+    rp.add_argument("study", type=Path, help="study directory")
 
-    ex = sub.add_parser("export", help="publish a study's tables (gzipped, with a manifest)")
+    ex = add("export", "publish a study's tables (gzipped, with a manifest)")
     ex.add_argument("study", type=Path, help="study directory")
     ex.add_argument("dest", type=Path, help="directory for results.csv.gz, history.csv.gz, "
                     "specs/ and published.json")
 
-    im = sub.add_parser("import", help="start a study from published tables, to extend it")
+    im = add("import", "start a study from published tables, to extend it")
     im.add_argument("source", type=Path, help="directory written by `wdsweep export` (or "
                     "holding results.csv[.gz] and history.csv[.gz])")
     im.add_argument("--study", required=True, type=Path, help="new study directory")
 
-    st = sub.add_parser("status", help="per-trial table and counts")
-    st.add_argument("study", type=Path)
-    st.add_argument("--json", action="store_true")
+    st = add("status", "counts and the per-member table (live while a driver runs)")
+    st.add_argument("study", type=Path, help="study directory")
+    st.add_argument("--json", action="store_true", help="print the status as JSON")
 
-    a = sub.add_parser("analyze", help="best lambda per cell, scaling-rule fit, HTML report")
-    a.add_argument("path", type=Path, help="study dir, Ray Tune experiment dir, CSV or Parquet")
-    a.add_argument("--out", required=True, type=Path)
+    a = add("analyze", "best lambda per cell, scaling-rule fit, HTML report")
+    a.add_argument("path", type=Path, help="study dir (also a running one: its completed "
+                   "members), Ray Tune experiment dir, CSV or Parquet")
+    a.add_argument("--out", required=True, type=Path, help="directory for the report")
+    a.add_argument("--json", action="store_true",
+                   help="print the fit (fit.json), the report's path and member counts as "
+                        "JSON on stdout")
     g = a.add_mutually_exclusive_group()  # the same options as analysis.cli.add_options
     g.add_argument("--window", type=float, default=None, metavar="FRACTION",
                    help="final metrics = mean over the last FRACTION of each run's steps "
@@ -89,13 +139,13 @@ def _train(args: argparse.Namespace) -> int:
     _bounds.check_compute(_bounds.core_hours(members), "--set steps", args.yes)
     fresh = not args.out.exists() or not any(args.out.iterdir())
     try:
-        trainer.run(members, args.out, log=lambda s: print(s, flush=True))
+        trainer.run(members, args.out)  # progress: logging records (stderr)
     except BaseException:
         # A run that failed before its first checkpoint leaves nothing behind.
         if fresh and args.out.is_dir() and not any((args.out / "checkpoints").glob("*.pt")):
             shutil.rmtree(args.out)
         raise
-    print(f"wrote {args.out / 'metrics.csv'}")
+    print(args.out / "metrics.csv")  # data: the table written
     return 0
 
 
@@ -107,20 +157,44 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return getattr(_commands, args.cmd.replace("import", "import_"))(args)
     if args.cmd == "analyze":
-        from analysis import cli as analysis_cli  # lazy: matplotlib and pandas
+        from sweep._analyze import analyze
 
-        if (args.path / "study.json").is_file():  # a study: refuse a damaged one first
-            from sweep.study import check
-
-            check(args.path)
-        return analysis_cli.main(args)
+        return analyze(args)
     raise AssertionError(args.cmd)
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    """Messages on stderr: INFO as is, warnings and errors prefixed."""
+    level = (logging.WARNING if getattr(args, "quiet", False) else
+             logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(_Format(args.cmd))
+    root = logging.getLogger()
+    root.addHandler(h)
+    root.setLevel(logging.WARNING)
+    for name in ("sweep", "trainer", "analysis"):
+        logging.getLogger(name).setLevel(level)
+    if getattr(args, "ray_logs", False):
+        os.environ["WDSWEEP_RAY_LOGS"] = "1"  # sweep._ray.RAY_LOGS_ENV
+
+
+class _Format(logging.Formatter):
+    def __init__(self, cmd: str) -> None:
+        super().__init__()
+        self.cmd = cmd
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            msg = f"wdsweep {self.cmd}: {record.levelname.lower()}: {msg}"
+        return msg
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from trainer import ConfigError
 
     args = _parser().parse_args(argv)
+    _setup_logging(args)
     try:
         return _dispatch(args)
     except (ConfigError, UsageError) as e:

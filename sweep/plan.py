@@ -55,6 +55,19 @@ class Plan:
                 f"({self.skipped} already done), {len(self.trials)} trials to run with "
                 f"{len(todo)} members, {steps:,} member-steps, ~{core_h * 60:.1f} core-minutes")
 
+    def record(self, cpus_per_trial: float) -> dict[str, Any]:
+        """The plan as data (`wdsweep run --dry-run --json`): totals and each trial's
+        members with λ, seed, b, B and T."""
+        todo = [m for t in self.trials for m in t.members]
+        core_h = sum(m.total_steps * est_ms_per_step(m) for m in todo) / 3.6e6 * cpus_per_trial
+        return dict(cells=self.cells, members=len(self.members), already_done=self.skipped,
+                    to_run=len(todo), member_steps=sum(m.total_steps for m in todo),
+                    core_minutes=round(core_h * 60, 2),
+                    trials=[dict(key=t.key, members=[dict(
+                        config_hash=m.config_hash(), weight_decay=m.decay.weight_decay,
+                        seed=m.seed, batch_size=m.batch_size, train_size=m.train_size,
+                        total_steps=m.total_steps) for m in t.members]) for t in self.trials])
+
 
 def est_ms_per_step(m: TrainConfig) -> float:
     work = m.batch_size * (m.width * 64 + 2 * m.depth * m.width**2 + m.width * 32)

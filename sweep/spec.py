@@ -17,7 +17,7 @@ from trainer.presets import PRESETS, coerce
 SECTIONS = {
     "top": ("name", "preset", "fixed", "grid", "resources", "run"),
     "resources": ("cpus_per_trial", "gpus_per_trial"),
-    "run": ("pack", "checkpoint_every", "max_failures", "storage"),
+    "run": ("pack", "checkpoint_every", "max_failures", "storage", "callbacks"),
 }
 
 
@@ -39,6 +39,8 @@ class Spec:
     # Where Tune experiments go (under <storage>/<study id>/): None means
     # STUDY/experiments; a relative path is under the study; or NFS, or s3://.
     storage: str | None = None
+    # Dotted names of Ray Tune Callback classes (e.g. MLflow's), made with no arguments.
+    callbacks: tuple[str, ...] = ()
     text: str = ""  # the TOML as given, saved with the study
 
     def storage_uri(self, study: Path) -> str:
@@ -99,7 +101,18 @@ def parse(text: str) -> Spec:
                                      lo=1, integer=True)),
         max_failures=int(_number(run, "run.max_failures", "max_failures", 2, lo=0,
                                  integer=True)),
-        storage=storage, text=text)
+        storage=storage, callbacks=_callbacks(run.get("callbacks", [])), text=text)
+
+
+def _callbacks(v: Any) -> tuple[str, ...]:
+    ok = isinstance(v, list) and all(
+        isinstance(n, str) and "." in n and all(p.isidentifier() for p in n.split("."))
+        for n in v)
+    if not ok:
+        raise SpecError("run.callbacks", f"got {v!r}; allowed: a list of dotted names of Ray "
+                        "Tune Callback classes, e.g. [\"ray.air.integrations.mlflow."
+                        "MLflowLoggerCallback\"]")
+    return tuple(v)
 
 
 def coerce_in(where: str, key: str, value: Any) -> Any:

@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -134,7 +135,35 @@ def _record(data: bytes, rows: int) -> dict[str, Any]:
 
 def check(study: Path) -> dict[str, Any]:
     """The study's state, after checking that results.csv and history.csv are what
-    study.json recorded (StudyDamaged naming the file otherwise)."""
+    study.json recorded (StudyDamaged naming the file otherwise). While a driver runs
+    (the study is locked) it may replace a table between our reads: read again."""
+    for _ in range(20):
+        try:
+            return _check(study)
+        except StudyDamaged:
+            if not is_locked(study):
+                raise
+            time.sleep(0.05)
+    return _check(study)
+
+
+def snapshot(study: Path) -> dict[str, bytes]:
+    """results.csv and history.csv as one consistent pair (each matching study.json's
+    record), also while a driver is adding rows to them."""
+    for _ in range(20):
+        state = check(study)
+        data = {n: (study / n).read_bytes() for n in (RESULTS, HISTORY) if (study / n).exists()}
+        recs = [r for r in (state.get("tables"), state.get("tables_pending")) if r]
+        if not recs or any(all(hashlib.sha256(data.get(n, b"")).hexdigest() == r[n]["sha256"]
+                               or (n not in data and r[n]["rows"] == 0) for n in (RESULTS,
+                                                                                 HISTORY))
+                           for r in recs):
+            return data
+        time.sleep(0.05)
+    raise StudyBusy("study", f"{study}: its tables kept changing while being read; try again")
+
+
+def _check(study: Path) -> dict[str, Any]:
     state = read_state(study)
     tables = state.get("tables", {})
     pending = state.get("tables_pending", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,21 @@ from trainer.optim import PackedOptimizer
 from trainer.step import TrainStep
 
 Rows = list[dict[str, Any]]
+Log = Callable[[str], None]
+
+_log = logging.getLogger(__name__)
+
+
+def messages(log: Log | None) -> tuple[Log, Log]:
+    """(info, warn) for the trainer's messages. Warnings are always `logging` records
+    (logger `trainer.*`, level WARNING) that callers consume structurally; a legacy
+    `log` callable also receives every message as a line."""
+    def warn(msg: str) -> None:
+        _log.warning(msg.removeprefix("WARNING: "))
+        if log is not None:
+            log(msg)
+
+    return (log if log is not None else _log.info), warn
 
 
 def available_cpus() -> int:
@@ -78,13 +94,16 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
           on_eval: Callable[[Rows], None] | None = None,
           on_checkpoint: Callable[[Path, int, Rows], None] | None = None,
           on_resume: Callable[[int], None] | None = None,
-          log: Callable[[str], None] = print) -> Rows:
+          log: Log | None = None) -> Rows:
     """Train the members together; return their metric history (one row per
     member per evaluation). With `out`, checkpoints go to out/checkpoints and a
     rerun continues from the newest good one, ending bit-identical.
     `on_checkpoint(path, step, history)` runs after each checkpoint is saved;
-    `on_resume(step)` once a checkpoint has been loaded, with the step it resumes from."""
+    `on_resume(step)` once a checkpoint has been loaded, with the step it resumes from.
+    Messages are `logging` records (progress INFO, problems WARNING); `log`, if
+    given, receives them as lines too."""
     check_pack(members)
+    info, warn = messages(log)
     cfg = members[0]
     torch.set_num_threads(cfg.threads or available_cpus())
     torch.set_flush_denormal(True)  # decayed weights and Adam's v underflow: denormals are slow
@@ -101,7 +120,7 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
                           matrices_only=cfg.decay_mode == "matrices", beta1=cfg.beta1,
                           beta2=cfg.beta2, eps=cfg.adam_eps, momentum=cfg.momentum,
                           compile=_compile_update(cfg, dev, model.flat.numel()))
-    train_step = TrainStep(model, opt, graph=cfg.cuda_graph, log=log)
+    train_step = TrainStep(model, opt, graph=cfg.cuda_graph, log=warn)
     ident = [dict(member=k, config_hash=m.config_hash(), seed=m.seed, lr=m.lr,
                   weight_decay=d.weight_decay, decay_per_step=d.decay_per_step,
                   lambda_norm=d.lambda_norm, bn_eps=m.bn_eps, batch_size=b,
@@ -110,7 +129,7 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
     # Training-mode loss/accuracy summed since the last evaluation: (2, K) and a count.
     step, history, wall, acc_sum, acc_n = 0, [], 0.0, train_step.acc_sum, 0
     ckpt_dir = out / "checkpoints" if out is not None else None
-    if ckpt_dir is not None and (st := checkpoint.load_latest(ckpt_dir, log)) is not None:
+    if ckpt_dir is not None and (st := checkpoint.load_latest(ckpt_dir, warn)) is not None:
         model.load_state(st["model"])
         opt.load_state(st["opt"])
         step, history, wall = st["step"], st["history"], st["wall"]
@@ -119,7 +138,7 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
         torch.set_rng_state(st["rng"])
         if dev.type == "cuda" and "cuda_rng" in st:
             torch.cuda.set_rng_state(st["cuda_rng"], dev)
-        log(f"resumed at step {step}/{S}")
+        info(f"resumed at step {step}/{S}")
         if on_resume is not None:
             on_resume(step)
 
@@ -151,7 +170,7 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
             history.extend(rows)
             if on_eval is not None:
                 on_eval(rows)
-            log(_progress(rows, S, 1e3 * wall / max(step, 1)))
+            info(_progress(rows, S, 1e3 * wall / max(step, 1)))
             t0 = time.perf_counter()  # evaluation time is not training time
         if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == S):
             wall += time.perf_counter() - t0  # a resume continues the clock from here

@@ -20,14 +20,8 @@ import torch
 
 from trainer.config import ConfigError, TrainConfig
 from trainer.fsutil import atomic_write_bytes
-from trainer.loop import Rows, check_pack, pick_device, train
-
-METRIC_COLUMNS = (
-    "member", "config_hash", "seed", "lr", "weight_decay", "decay_per_step", "lambda_norm",
-    "bn_eps", "batch_size", "train_size", "step", "epoch", "train_loss", "train_acc",
-    "test_loss", "test_acc", "val_loss", "val_acc", "bit_acc", "weight_norm", "weight_norm_sq",
-    "wall_time",
-)
+from trainer.loop import Rows, check_pack, messages, pick_device, train
+from trainer.schema import METRIC_COLUMNS
 
 
 def provenance() -> dict[str, Any]:
@@ -76,14 +70,18 @@ def check_out_dir(members: Sequence[TrainConfig], out: Path) -> str:
     return "done" if have.get("status") == "done" else "resume"
 
 
-def run(members: Sequence[TrainConfig], out: Path, *, log: Callable[[str], None] = print,
+def run(members: Sequence[TrainConfig], out: Path, *, log: Callable[[str], None] | None = None,
         on_eval: Callable[[Rows], None] | None = None,
-        on_checkpoint: Callable[[Path, int], None] | None = None) -> Path:
-    """Train into `out` (new, resumed, or already done). Returns out/metrics.csv."""
+        on_checkpoint: Callable[[Path, int], None] | None = None,
+        on_resume: Callable[[int], None] | None = None) -> Path:
+    """Train into `out` (new, resumed, or already done). Returns out/metrics.csv.
+    Hooks: `on_eval(rows)` per evaluation, `on_checkpoint(path, step)` after each
+    checkpoint (metrics.csv already matches it), `on_resume(step)` when a checkpoint
+    was loaded. Messages are `logging` records (trainer.loop.messages)."""
     state = check_out_dir(members, out)
     pick_device(members[0].device)  # a missing GPU is bad input: fail before writing
     if state == "done":
-        log(f"{out} is already finished; nothing to do")
+        messages(log)[0](f"{out} is already finished; nothing to do")
         return out / "metrics.csv"
     out.mkdir(parents=True, exist_ok=True)
     resumed: list[int] = (json.loads((out / "config.json").read_text()).get("resumed_from", [])
@@ -95,6 +93,8 @@ def run(members: Sequence[TrainConfig], out: Path, *, log: Callable[[str], None]
         resumed.append(step)
         atomic_write_bytes(out / "config.json", json.dumps(
             describe(members, "running", resumed), indent=2).encode())
+        if on_resume is not None:
+            on_resume(step)
 
     def _checkpointed(path: Path, step: int, history: Rows) -> None:
         # metrics.csv follows the checkpoint, so it never holds rows a resume would redo.

@@ -76,7 +76,7 @@ def test_run_writes_a_report_and_status_shows_the_finished_study(tmp_path: Path,
     r = wdsweep("run", spec_file, "--study", study, "--address", ray_address, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = study / "report" / "report.html"
-    assert f"report: {report}" in r.stdout
+    assert f"report: {report}" in r.stderr  # messages on stderr, data on stdout
     page = report.read_text()
     assert "<img" in page and "data:image/png;base64," in page
 
@@ -97,5 +97,5 @@ def test_run_writes_a_report_and_status_shows_the_finished_study(tmp_path: Path,
     # Running the same spec again: nothing to do, no report rebuilt.
     before = report.stat().st_mtime_ns
     r = wdsweep("run", spec_file, "--study", study, "--address", ray_address, timeout=300)
-    assert r.returncode == 0 and "already completed" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "already completed" in r.stderr, r.stdout + r.stderr
     assert report.stat().st_mtime_ns == before

@@ -201,7 +201,7 @@ def test_resume_rebuilds_a_missing_or_stale_report(done_study, wdsweep):
     r = wdsweep("resume", study, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     html = study / "report" / "report.html"
-    assert html.exists() and "nothing to resume" in r.stdout
+    assert html.exists() and "nothing to resume" in r.stderr
     os.utime(study / "results.csv")  # results newer than the report: stale
     os.utime(html, (1, 1))
     r = wdsweep("resume", study, timeout=600)

@@ -15,7 +15,8 @@ def test_train_writes_tidy_metrics_and_the_resolved_config(tmp_path, wdsweep):
     r = wdsweep("train", *FAST, "--set", "weight_decay=0.01,0.1", "--set", "seed=0,1",
                 "--out", out, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "ms/step" in r.stdout and "train acc [" in r.stdout
+    assert "ms/step" in r.stderr and "train acc [" in r.stderr  # progress: stderr
+    assert r.stdout.strip() == str(out / "metrics.csv")  # data: the table written
     df = pd.read_csv(out / "metrics.csv")
     assert list(df.columns) == list(METRIC_COLUMNS)
     assert sorted(df.member.unique()) == [0, 1, 2, 3] and len(df) == 4 * 3  # 3 epoch evals
