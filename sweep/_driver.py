@@ -103,7 +103,7 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
         log.info("nothing to run: every member of this spec is already completed")
         return {"planned": 0, "ran": 0}
     fresh = not study.exists()
-    with connected(address, study) as embedded:
+    with connected(address, study, code=spec.code) as embedded:
         check_resources(spec)
         with st.locked(study):
             if embedded and fresh:
@@ -118,6 +118,8 @@ def _run_locked(spec: Spec, plan, study: Path, fresh: bool, cbs: list[Any]) -> d
         _refuse_if_interrupted(study)  # again, now that no one else can change the study
         res = dict(cpus_per_trial=spec.cpus_per_trial, gpus_per_trial=spec.gpus_per_trial,
                    max_failures=spec.max_failures)
+        if spec.code:  # recorded for resume, which ships them again (sweep._code)
+            res["code"] = list(spec.code)
         state = st.check(study)
         state.setdefault("id", f"{spec.name}-{uuid.uuid4().hex[:8]}")
         state["name"] = spec.name
@@ -216,7 +218,9 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
         started = sum(bool(t["init"]) for t in trials.values())
         log.info("resuming %d trials of %s (%d from a checkpoint)", len(trials),
                  ", ".join(continues), started)
-        with connected(address, study):
+        if first.get("code"):  # your modules (sweep._code), shipped again
+            res["code"] = first["code"]
+        with connected(address, study, code=res.get("code", ())):
             out = _launch(study, state, first["uri"].rsplit("/", 1)[0], list(trials.values()),
                           res, [*_saved_callbacks(study), *callbacks], continues=continues)
         return {**out, "resumed": len(trials)}

@@ -6,11 +6,12 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sweep._code import check_connected, runtime_env
 from sweep.spec import Spec, SpecError
 
 # Ray's switch for a local-only Ray (its default on Windows and macOS): every Ray
@@ -37,7 +38,8 @@ def before_import(address: str | None) -> None:
 
 
 @contextmanager
-def connected(address: str | None, study: Path | None = None) -> Iterator[bool]:
+def connected(address: str | None, study: Path | None = None,
+              code: Sequence[str] = ()) -> Iterator[bool]:
     """A local Ray sized to the machine, or a cluster at `address`; an existing
     connection (a notebook, the tests) is used as is and left open.
 
@@ -54,6 +56,7 @@ def connected(address: str | None, study: Path | None = None) -> Iterator[bool]:
     import ray
 
     if ray.is_initialized():
+        check_connected(code)  # its job must already ship the code (sweep._code)
         yield False
         return
     quiet()
@@ -61,6 +64,8 @@ def connected(address: str | None, study: Path | None = None) -> Iterator[bool]:
     # Trials print nothing; their errors reach error.txt and the progress view.
     kw: dict[str, Any] = dict(configure_logging=True, logging_level="WARNING",
                               log_to_driver=os.environ.get(RAY_LOGS_ENV) == "1")
+    if code:  # your modules, shipped to every worker (sweep._code)
+        kw["runtime_env"] = runtime_env(code)
     try:
         if address is None:
             from sweep import _reap

@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from sweep import _code
 from sweep.spec import Spec, SpecError, base_config
 from trainer import ConfigError, TrainConfig, build
 from trainer.config import PACKABLE
@@ -39,6 +40,7 @@ class Plan:
     members: tuple[TrainConfig, ...]  # every grid point, in grid order
     trials: tuple[Trial, ...]  # only the members still to run
     skipped: int  # members already completed in the study
+    notes: tuple[str, ...] = ()  # e.g. a model that cannot be packed (sweep._code)
 
     @property
     def cells(self) -> int:
@@ -53,7 +55,8 @@ class Plan:
         core_h = sum(m.total_steps * est_ms_per_step(m) for m in todo) / 3.6e6 * cpus_per_trial
         return (f"plan: {self.cells} cells, {len(self.members)} members "
                 f"({self.skipped} already done), {len(self.trials)} trials to run with "
-                f"{len(todo)} members, {steps:,} member-steps, ~{core_h * 60:.1f} core-minutes")
+                f"{len(todo)} members, {steps:,} member-steps, ~{core_h * 60:.1f} core-minutes"
+                + "".join(f"; {n}" for n in self.notes))
 
     def record(self, cpus_per_trial: float) -> dict[str, Any]:
         """The plan as data (`wdsweep run --dry-run --json`): totals and each trial's
@@ -111,7 +114,9 @@ def expand(spec: Spec) -> list[TrainConfig]:
             point = ", ".join(f"{k}={v}" for k, v in zip(keys, combo))
             raise SpecError(where, f"{str(e).split(': ', 1)[1]} (at grid point {point})") \
                 from None
-    return out
+    from sweep._code import complete
+
+    return complete(out, spec.code)  # your task: B from one call of it; bad code refused
 
 
 def _cell_key(m: TrainConfig) -> str:
@@ -136,13 +141,13 @@ def make_plan(spec: Spec, completed: set[str] = frozenset()) -> Plan:  # type: i
         todo.setdefault(_cell_key(m), []).append(m)
     trials = []
     for group in todo.values():
-        size = pack_size(spec, group[0])
+        size = pack_size(spec, group[0]) if _code.packs(group[0], spec.code) else 1
         for i in range(0, len(group), size):
             chunk = tuple(group[i : i + size])
             key = hashlib.sha256("".join(m.config_hash() for m in chunk).encode()).hexdigest()
             trials.append(Trial(key[:12], chunk))
     done = sum(1 for m in members if m.config_hash() in completed)
-    return Plan(tuple(members), tuple(trials), done)
+    return Plan(tuple(members), tuple(trials), done, _code.notes(members, spec.code))
 
 
 def _duplicate(spec: Spec, i: int, j: int) -> None:

@@ -13,9 +13,11 @@ import numpy as np
 from trainer import ConfigError, preset
 from trainer.config import DECAY_KEYS, FIELDS
 from trainer.presets import PRESETS, coerce
+from trainer.user import arg_key
 
 SECTIONS = {
-    "top": ("name", "preset", "fixed", "grid", "resources", "run"),
+    "top": ("name", "preset", "fixed", "grid", "resources", "run",
+            "task", "model", "task_args", "model_args", "code"),  # the last five: sweep._code
     "resources": ("cpus_per_trial", "gpus_per_trial"),
     "run": ("pack", "checkpoint_every", "max_failures", "storage", "callbacks"),
 }
@@ -41,6 +43,10 @@ class Spec:
     storage: str | None = None
     # Dotted names of Ray Tune Callback classes (e.g. MLflow's), made with no arguments.
     callbacks: tuple[str, ...] = ()
+    # Your own task and model (sweep._code): the top-level task, model, task_args,
+    # model_args, and the code directories (absolute) shipped to every Ray worker.
+    user: dict[str, Any] = field(default_factory=dict)
+    code: tuple[str, ...] = ()
     text: str = ""  # the TOML as given, saved with the study
 
     def storage_uri(self, study: Path) -> str:
@@ -57,10 +63,11 @@ def load(path: Path) -> Spec:
         text = path.read_text()
     except OSError as e:
         raise SpecError("spec", f"cannot read {path}: {e.strerror}") from None
-    return parse(text)
+    return parse(text, path.parent)
 
 
-def parse(text: str) -> Spec:
+def parse(text: str, base: Path | None = None) -> Spec:
+    """`base`: the spec's directory, against which `code` is resolved (default: cwd)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -85,6 +92,9 @@ def parse(text: str) -> Spec:
     if len(units) > 1:
         raise SpecError(units[1], f"conflicts with {units[0]}: give the decay in one unit; "
                         f"allowed: one of {', '.join(DECAY_KEYS)}, in [fixed] or [grid]")
+    from sweep._code import parse_user
+
+    user, code = parse_user(raw, fixed, grid, base)
     res, run = _table(raw, "resources"), _table(raw, "run")
     _only(res, SECTIONS["resources"], "resources.")
     _only(run, SECTIONS["run"], "run.")
@@ -92,7 +102,7 @@ def parse(text: str) -> Spec:
     if storage is not None and (not isinstance(storage, str) or not storage):
         raise SpecError("run.storage", f"got {storage!r}; a local path, NFS path or s3://...")
     return Spec(
-        name=name, preset=pre, fixed=fixed, grid=grid,
+        name=name, preset=pre, fixed=fixed, grid=grid, user=user, code=code,
         cpus_per_trial=_number(res, "resources.cpus_per_trial", "cpus_per_trial", 1, lo=0,
                                lo_open=True),
         gpus_per_trial=_number(res, "resources.gpus_per_trial", "gpus_per_trial", 0, lo=0),
@@ -142,7 +152,7 @@ SET_BY_SWEEP = {"checkpoint_every": "run.checkpoint_every",
 
 
 def _check_key(where: str, key: str) -> None:
-    if key not in FIELDS:
+    if key not in FIELDS and not arg_key(key):  # task_args.KEY / model_args.KEY
         raise SpecError(where, f"unknown trainer key; allowed: {', '.join(sorted(FIELDS))}")
     if key in SET_BY_SWEEP:
         raise SpecError(where, f"set by the sweep; use {SET_BY_SWEEP[key]} instead")
@@ -196,7 +206,7 @@ def base_config(spec: Spec):
     from trainer import build
 
     try:
-        return build(preset(spec.preset), spec.fixed)
+        return build(preset(spec.preset), {**spec.user, **spec.fixed})
     except ConfigError as e:
         raise SpecError(f"fixed.{e.key}" if e.key in spec.fixed else e.key,
                         str(e).split(": ", 1)[1]) from None

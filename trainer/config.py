@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from trainer.units import Decay, resolve_decay
@@ -36,6 +36,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 # Keys that change how a run is executed, not what it computes: left out of the hash.
 _EXECUTION_ONLY = ("device", "threads", "checkpoint_every", "cuda_graph", "compile_update")
+USER_KEYS = ("model", "task_args", "model_args")  # trainer.user
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ class TrainConfig:
     bits: int = 32  # bits per number, LSB first
     noise: float = 0.0  # probability that a training label bit is replaced by a random bit
     modulus: int = 97  # modular_add: p
+    # your own task / model (trainer.user): task = "package.module:function" as well
+    model: str | None = None  # "package.module:function"; None: the built-in ResMLP
+    task_args: dict[str, Any] = field(default_factory=dict, hash=False)
+    model_args: dict[str, Any] = field(default_factory=dict, hash=False)
     # model
     width: int = 256
     depth: int = 2  # residual blocks
@@ -127,6 +132,11 @@ class TrainConfig:
     def resolved(self) -> dict[str, Any]:
         """All fields plus every derived unit, as recorded with results."""
         d = dataclasses.asdict(self)
+        for k in USER_KEYS:  # absent for the built-ins: their hashes and tables stay as they were
+            if d[k] in (None, {}):
+                d.pop(k)
+            elif isinstance(d[k], dict):
+                d[k] = json.dumps(d[k], sort_keys=True)
         d.update(dataclasses.asdict(self.decay))
         d.update(
             total_steps=self.total_steps,
@@ -171,8 +181,11 @@ FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 
 def _validate(c: TrainConfig) -> None:
+    from trainer.user import check_user_keys
+
+    check_user_keys(c)  # task = "package.module:function", model, task_args, model_args
     for key, allowed in CHOICES.items():
-        if getattr(c, key) not in allowed:
+        if getattr(c, key) not in allowed and not (key == "task" and ":" in c.task):
             raise ConfigError(key, f"got {getattr(c, key)!r}; allowed: {', '.join(allowed)}")
     positive_ints = ("train_size", "val_size", "test_size", "bits", "width", "batch_size",
                      "checkpoint_every", "modulus")

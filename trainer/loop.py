@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from trainer import checkpoint, tasks
+from trainer import checkpoint, tasks, user
 from trainer.config import PACKABLE, ConfigError, TrainConfig
 from trainer.model import PackedResMLP, reference_model
 from trainer.optim import PackedOptimizer
@@ -109,11 +109,15 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
     torch.set_flush_denormal(True)  # decayed weights and Adam's v underflow: denormals are slow
     dev = pick_device(cfg.device)
     K, S, b, spe = len(members), cfg.total_steps, cfg.batch_size, cfg.steps_per_epoch
-    data = load_data(members, dev)
-    n_in, n_out = data["train"].x.shape[-1], data["train"].y.shape[-1]
-    model = PackedResMLP([reference_model(n_in, n_out, cfg.width, cfg.depth, cfg.batch_norm,
-                                          m.bn_eps, m.seed) for m in members],
-                         [m.bn_eps for m in members], dev)
+    objective = None
+    if user.custom(cfg):  # your own task or model: any nn.Module, stacked (trainer.vmapped)
+        data, model, objective = user.load(list(members), dev)
+    else:
+        data = load_data(members, dev)
+        n_in, n_out = data["train"].x.shape[-1], data["train"].y.shape[-1]
+        model = PackedResMLP([reference_model(n_in, n_out, cfg.width, cfg.depth,
+                                              cfg.batch_norm, m.bn_eps, m.seed)
+                              for m in members], [m.bn_eps for m in members], dev)
     decays = [m.decay for m in members]
     opt = PackedOptimizer(cfg.optimizer, model, lr=[m.lr for m in members],
                           wd=[d.weight_decay for d in decays],
@@ -121,6 +125,11 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
                           beta2=cfg.beta2, eps=cfg.adam_eps, momentum=cfg.momentum,
                           compile=_compile_update(cfg, dev, model.flat.numel()))
     train_step = TrainStep(model, opt, graph=cfg.cuda_graph, log=warn)
+    score = scores
+    if objective is not None:  # the task's loss and accuracy, an eager step
+        from trainer.vmapped import UserStep, scores_fn
+
+        train_step, score = UserStep(model, opt, objective), scores_fn(objective)
     ident = [dict(member=k, config_hash=m.config_hash(), seed=m.seed, lr=m.lr,
                   weight_decay=d.weight_decay, decay_per_step=d.decay_per_step,
                   lambda_norm=d.lambda_norm, bn_eps=m.bn_eps, batch_size=b,
@@ -164,7 +173,7 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
                 torch.cuda.synchronize(dev)
             now = time.perf_counter()
             wall, t0 = wall + (now - t0), now
-            rows = _evaluate(model, data, ident, step, spe, acc_sum / acc_n, wall)
+            rows = _evaluate(model, data, ident, step, spe, acc_sum / acc_n, wall, score)
             acc_sum.zero_()
             acc_n = 0
             history.extend(rows)
@@ -207,10 +216,10 @@ def _epoch_perm(seed: int, epoch: int, n: int) -> torch.Tensor:
 
 @torch.no_grad()
 def _evaluate(model: PackedResMLP, data: dict[str, Batches], ident: Rows, step: int, spe: int,
-              train_scores: torch.Tensor, wall: float) -> Rows:
+              train_scores: torch.Tensor, wall: float, score: Callable = scores) -> Rows:
     model.training = False
-    te_loss, te_acc, te_bit = scores(model(data["test"].x), data["test"].y)
-    va_loss, va_acc, _ = scores(model(data["val"].x), data["val"].y)
+    te_loss, te_acc, te_bit = score(model(data["test"].x), data["test"].y)
+    va_loss, va_acc, _ = score(model(data["val"].x), data["val"].y)
     model.training = True
     wn, wn2 = model.weight_norms()
     cols = dict(train_loss=train_scores[0], train_acc=train_scores[1], test_loss=te_loss,

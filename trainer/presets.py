@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trainer.config import FIELDS, PACKABLE, ConfigError, TrainConfig
+from trainer.user import ARG_TABLES, arg_key, check_args
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The blog's experiment as its code ran it (shared/reference/seed_setup.md),
@@ -51,6 +52,10 @@ def _base_type(key: str) -> Any:
 
 def coerce(key: str, value: Any) -> Any:
     """A user value (string from the CLI, or a TOML value) as the field's type."""
+    if key in ARG_TABLES or arg_key(key):  # task_args / model_args (trainer.user)
+        check_args(key, value) if key in ARG_TABLES else check_args(key.split(".")[0],
+                                                                    {key.split(".")[1]: value})
+        return value
     if key not in FIELDS:
         raise ConfigError(key, f"unknown key; allowed: {', '.join(sorted(FIELDS))}")
     tp = _base_type(key)
@@ -101,8 +106,13 @@ def _type_name(tp: Any) -> str:
 
 def build(base: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
     """Apply user overrides to a config, coercing and validating each."""
+    over = {k: coerce(k, v) for k, v in overrides.items() if not arg_key(k)}
+    for k, v in overrides.items():  # task_args.KEY / model_args.KEY: one argument
+        if (split := arg_key(k)) is not None:
+            table = dict(over.get(split[0], getattr(base, split[0])))
+            over[split[0]] = {**table, split[1]: coerce(k, v)}
     try:
-        return base.replace(**{k: coerce(k, v) for k, v in overrides.items()})
+        return base.replace(**over)
     except TypeError as e:  # dataclasses.replace on an unknown field
         raise ConfigError("config", str(e)) from None
 
@@ -118,6 +128,11 @@ def members(base: TrainConfig, sets: Sequence[str]) -> list[TrainConfig]:
         key = key.strip()
         if not sep or not key:
             raise ConfigError("--set", f"got {s!r}; expected key=value")
+        if arg_key(key):  # task_args.KEY=value: a JSON literal, else a string; one per pack
+            from trainer.user import parse_literal
+
+            axes[key] = [parse_literal(value)]
+            continue
         if key not in FIELDS:
             raise ConfigError(key, f"unknown key; allowed: {', '.join(sorted(FIELDS))}")
         packable_list = key in PACKABLE and "," in value

@@ -1,0 +1,170 @@
+"""Your own task and model in a sweep (issue 9): the spec keys `task`, `model`,
+`task_args`, `model_args` and `code`.
+
+`code` lists directories (relative to the spec) that hold the user's modules. The
+driver imports them from there (sys.path, only while it probes them) and ships them to
+every Ray worker through Ray's runtime environment (`py_modules`: each module and
+package in those directories), so a multi-node sweep imports them without installing
+anything on the nodes. Before Ray starts, the task and the model are called once per
+distinct (task, task_args, model, model_args) with the first member's arguments
+(trainer.user.probe): bad input is one line naming the spec key; B is the task's
+training-set size; a model that vmap cannot pack runs one member per trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sweep.spec import SpecError, coerce_in
+from trainer import ConfigError, TrainConfig
+from trainer.user import Probe, custom, is_ref
+
+TOP_KEYS = ("task", "model", "task_args", "model_args")
+_PROBES: dict[str, Probe] = {}
+
+
+def parse_user(raw: dict[str, Any], fixed: dict[str, Any], grid: dict[str, Any],
+               base: Path | None) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The spec's top-level trainer keys (task, model, task_args, model_args) and its
+    code directories, resolved against the spec's directory."""
+    user: dict[str, Any] = {}
+    for k in TOP_KEYS:
+        if k in raw:
+            if k in fixed:
+                raise SpecError(f"fixed.{k}", f"conflicts with the top-level {k}; allowed: one "
+                                "of them")
+            user[k] = coerce_in(k, k, raw[k])
+    task = user.get("task", fixed.get("task"))
+    if is_ref(task):
+        for where, table in (("fixed", fixed), ("grid", grid)):
+            if "train_size" in table:
+                raise SpecError(f"{where}.train_size", "set by your task (B = len(train x)); "
+                                "allowed: vary it through task_args")
+    code = raw.get("code", [])
+    if not isinstance(code, list) or not all(isinstance(d, str) and d for d in code):
+        raise SpecError("code", f"got {code!r}; allowed: a list of directories relative to "
+                        "the spec, e.g. [\"models\"]")
+    dirs = []
+    for d in code:
+        p = Path(d).expanduser()
+        p = (p if p.is_absolute() else (base or Path.cwd()) / p).resolve()
+        if not p.is_dir():
+            raise SpecError("code", f"got {d!r}: {p} is not a directory; allowed: directories "
+                            "(relative to the spec) that hold your modules")
+        dirs.append(str(p))
+    return user, tuple(dirs)
+
+
+# -- shipping the code to Ray workers --------------------------------------------------
+def runtime_env(code: Sequence[str]) -> dict[str, Any]:
+    """Ray's runtime_env for `code`: every module (*.py) and package directory in each."""
+    mods: list[str] = []
+    for d in code:
+        found = [str(p) for p in sorted(Path(d).iterdir())
+                 if (p.suffix == ".py" and p.stem.isidentifier())
+                 or (p.is_dir() and p.name.isidentifier() and p.name != "__pycache__")]
+        if not found:
+            raise SpecError("code", f"{d} holds no Python module or package; allowed: "
+                            "directories that hold your modules")
+        mods.extend(found)
+    return {"py_modules": mods}
+
+
+def check_connected(code: Sequence[str]) -> None:
+    """Ray was connected before wdsweep: its job must already ship the code."""
+    if not code:
+        return
+    import ray
+
+    env = ray.get_runtime_context().runtime_env or {}
+    if not env.get("py_modules") and not env.get("working_dir"):
+        raise SpecError("code", "Ray is already connected in this process without a "
+                        "runtime_env that ships these directories; allowed: let wdsweep "
+                        "connect (--address, or no ray.init before sweep.run), or "
+                        "ray.init(runtime_env=sweep._code.runtime_env(code))")
+
+
+@contextlib.contextmanager
+def importing(code: Sequence[str]) -> Iterator[None]:
+    """The code directories on sys.path for a while; modules imported from them are
+    forgotten afterwards (another spec may hold a module of the same name)."""
+    old, before = list(sys.path), set(sys.modules)
+    sys.path[:0] = list(code)
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        sys.path[:] = old
+        roots = tuple(str(Path(d)) for d in code)
+        for name in set(sys.modules) - before:
+            f = getattr(sys.modules[name], "__file__", None) or ""
+            if roots and f.startswith(roots):
+                del sys.modules[name]
+
+
+# -- probing and completing members ----------------------------------------------------
+def _key(m: TrainConfig, code: Sequence[str]) -> str:
+    return json.dumps([m.task, m.task_args, m.model, m.model_args, list(code)],
+                      sort_keys=True)
+
+
+def probe(m: TrainConfig, code: Sequence[str] = ()) -> Probe:
+    """The member's probe, once per (task, task_args, model, model_args, code)."""
+    from trainer.user import probe as run_probe
+
+    k = _key(m, code)
+    if k not in _PROBES:
+        with importing(code):
+            _PROBES[k] = run_probe(m)
+    return _PROBES[k]
+
+
+def complete(members: Sequence[TrainConfig], code: Sequence[str] = ()) -> list[TrainConfig]:
+    """Members with your task get train_size = B (from one call of the task)."""
+    out = []
+    for m in members:
+        if custom(m):
+            pr = probe(m, code)
+            if is_ref(m.task) and m.train_size != pr.train_size:
+                m = m.replace(train_size=pr.train_size)
+        out.append(m)
+    return out
+
+
+def packs(m: TrainConfig, code: Sequence[str] = ()) -> bool:
+    return not custom(m) or probe(m, code).packable
+
+
+def notes(members: Sequence[TrainConfig], code: Sequence[str] = ()) -> tuple[str, ...]:
+    """What the plan says about models that cannot be packed."""
+    said: dict[str, str] = {}
+    for m in members:
+        if custom(m) and not (pr := probe(m, code)).packable:
+            said.setdefault(m.model or "ResMLP", f"model {m.model} cannot be packed "
+                            f"({pr.why}): one member per trial")
+    return tuple(said.values())
+
+
+def train_members(base: TrainConfig, sets: Sequence[str]) -> list[TrainConfig]:
+    """`wdsweep train`: --set code=DIR,... puts your modules on sys.path (for the run)."""
+    import trainer
+
+    code = [str(Path(d).expanduser().resolve()) for s in sets if s.startswith("code=")
+            for d in s.partition("=")[2].split(",") if d]
+    for d in code:
+        if not Path(d).is_dir():
+            raise ConfigError("code", f"{d} is not a directory; allowed: directories that "
+                              "hold your modules")
+    sys.path[:0] = code
+    members = complete(trainer.members(base, [s for s in sets if not s.startswith("code=")]))
+    if len(members) > 1 and not packs(members[0]):
+        raise ConfigError("model", f"{members[0].model} cannot be packed "
+                          f"({probe(members[0]).why}); allowed: one member per run (no comma "
+                          "lists)")
+    return members
