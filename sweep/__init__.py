@@ -1,9 +1,13 @@
 """wdsweep's sweep service: specs -> Ray Tune trials -> a study directory.
 
 Python API (mirrors the CLI; Ray is imported only when a sweep runs):
-    sweep.run(spec_path, study, address=None, dry_run=False, yes=False)
-    sweep.resume(study, retry_errored=False, address=None)
-    sweep.status(study) -> dict
+    sweep.run(spec_path, study, address=None, dry_run=False, yes=False, callbacks=())
+        -> SweepResult: the outcome dict, plus .results / .history (DataFrames),
+           .status() and .analyze(out=None) (analysis.analyze: DataFrames, .fit dict)
+    sweep.resume(study, retry_errored=False, address=None, callbacks=()) -> SweepResult
+    sweep.status(study) -> dict (counts and the per-member table)
+`callbacks`: Ray Tune Callback instances (e.g. MLflowLoggerCallback, WandbLoggerCallback),
+added to the spec's `[run] callbacks`.
 """
 
 from __future__ import annotations
@@ -11,22 +15,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sweep._api import SweepResult
 from sweep.spec import Spec, SpecError, load, parse
 
 
 def run(spec: str | Path | Spec, study: str | Path, *, address: str | None = None,
-        dry_run: bool = False, yes: bool = False) -> dict[str, Any]:
+        dry_run: bool = False, yes: bool = False, callbacks: list[Any] = ()) -> SweepResult:
     from sweep import _driver
 
     s = spec if isinstance(spec, Spec) else load(Path(spec))
-    return _driver.run(s, Path(study), address=address, dry_run=dry_run, yes=yes)
+    return SweepResult(Path(study), _driver.run(s, Path(study), address=address,
+                                                dry_run=dry_run, yes=yes,
+                                                callbacks=list(callbacks)))
 
 
-def resume(study: str | Path, *, retry_errored: bool = False,
-           address: str | None = None) -> dict[str, Any]:
+def resume(study: str | Path, *, retry_errored: bool = False, address: str | None = None,
+           callbacks: list[Any] = ()) -> SweepResult:
     from sweep import _driver
 
-    return _driver.resume(Path(study), retry_errored=retry_errored, address=address)
+    return SweepResult(Path(study), _driver.resume(Path(study), retry_errored=retry_errored,
+                                                   address=address,
+                                                   callbacks=list(callbacks)))
 
 
 def status(study: str | Path) -> dict[str, Any]:
@@ -35,4 +44,4 @@ def status(study: str | Path) -> dict[str, Any]:
     return _driver.status(Path(study))
 
 
-__all__ = ["Spec", "SpecError", "load", "parse", "resume", "run", "status"]
+__all__ = ["Spec", "SpecError", "SweepResult", "load", "parse", "resume", "run", "status"]

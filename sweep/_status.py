@@ -32,17 +32,17 @@ def status(study: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError):
         live = {}  # advisory, rewritten by the running driver: a torn one shows no trials
     alive = st.is_locked(study)
-    running = 0
-    if alive and live:
-        running = sum(t["members"] for t in live.get("per_trial", [])
-                      if t["status"] == "running")
+    members = _members(study, state, res, live if alive else {})
+    # Running: as the driver last said, unless results.csv already has the member.
+    running = sum(m["status"] == "running" and m["config_hash"] not in done | failed
+                  for m in members)
     pending = len(planned) - len(done) - len(failed) - running
     return {"study": str(study), "total": len(planned), "completed": len(done),
             "running": running, "pending": pending, "errored": len(failed),
             "driver_alive": alive,
             "experiments": [{k: e[k] for k in ("name", "status")} for e in state["experiments"]],
             "trials": live.get("per_trial", []) if alive else [],
-            "members": _members(study, state, res, live if alive else {})}
+            "members": members}
 
 
 _COLS = ("weight_decay", "seed", "batch_size", "train_size", "total_steps")

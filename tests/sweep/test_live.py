@@ -78,6 +78,13 @@ def test_every_member_is_its_own_curve_in_tune_and_in_tensorboard(ray_local, tmp
     out = sweep.run(s, study)
     assert out["completed"] == 4
     hist = pd.read_csv(study / "history.csv", dtype={"config_hash": str})
+    # The Python API's results object: the tables as DataFrames, the per-member status.
+    pd.testing.assert_frame_equal(out.history, hist)
+    assert len(out.results) == 4 and (out.results.status == "completed").all()
+    st = out.status()
+    assert len(st["members"]) == 4 and {m["status"] for m in st["members"]} == {"completed"}
+    last = out.results.set_index("config_hash").last_test_acc
+    assert all(m["test_acc"] == last[m["config_hash"]] for m in st["members"])
     members = {m.config_hash(): m for m in make_plan(s).members}
 
     # Ray Tune's own reader: every evaluation was reported (steps 8, 16, 24, 32), each
@@ -130,7 +137,7 @@ def _rows(study: Path) -> int:
 @pytest.mark.slow
 def test_rows_land_while_the_driver_runs_and_a_sigkill_then_resume_keeps_each_once(
         ray_address, tmp_path, cli_env):
-    s = spec(wds=(0.0, 0.1, 0.3), epochs=40)  # 3 trials on 2 CPUs: one waits
+    s = spec(wds=(0.0, 0.1, 0.3), epochs=150)  # 3 trials on 2 CPUs: one waits
     spec_file, study = tmp_path / "s.toml", tmp_path / "study"
     spec_file.write_text(s.text)
     cli = [sys.executable, "-m", "sweep.cli"]
@@ -156,6 +163,14 @@ def test_rows_land_while_the_driver_runs_and_a_sigkill_then_resume_keeps_each_on
     assert st["driver_alive"] and len(st["members"]) == 6
     assert {m["status"] for m in st["members"]} <= {"completed", "running", "pending"}
     assert sum(m["status"] == "completed" for m in st["members"]) >= n
+
+    # analyze on the running study: its completed members, saying how many are pending.
+    r = subprocess.run([*cli, "analyze", study, "--out", tmp_path / "report", "--json"],
+                       env=cli_env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    a = json.loads(r.stdout)
+    assert a["driver_running"] and a["completed_members"] >= n and a["pending_members"] > 0
+    assert "pending" in r.stderr and (tmp_path / "report" / "report.html").exists()
 
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=60)
