@@ -16,6 +16,7 @@ All members read the same data (an expanded view: the arithmetic is the trainer'
 the data memory is not); the trainer keeps per-member data.
 
     python benchmarks/bench_gpu.py --out gpu.json [--kmax 4096] [--repeats 3] [--quick]
+        [--seed-sweep 30000]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout
 
-from trainer import build, preset  # noqa: E402
+from trainer import build, preset, train  # noqa: E402
 from trainer.loop import load_data  # noqa: E402
 from trainer.memory import fit_members, member_bytes  # noqa: E402
 from trainer.model import PackedResMLP, reference_model  # noqa: E402
@@ -136,6 +137,22 @@ def correctness(cfg, x, y, refs, steps: int = 200) -> dict:
     return out
 
 
+def seed_sweep(steps: int) -> dict:
+    """The seed's lambda sweep (12 decays x 2 seeds, one pack of 24) through
+    trainer.train as a sweep trial runs it: evaluation every epoch, no checkpoints."""
+
+    base = build(preset("seed"), {"steps": steps, "device": "cuda"})
+    decays = [0.0, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]  # plain_tune's
+    members = [base.replace(weight_decay=w, seed=s) for w in decays for s in (0, 1)]
+    t = time.perf_counter()
+    rows = train(members, log=lambda _: None)
+    total = time.perf_counter() - t
+    last = rows[-len(members):]
+    return dict(members=len(members), steps=steps, total_s=total,
+                train_s=last[0]["wall_time"], member_steps_per_s=len(members) * steps / total,
+                best_test_acc=max(r["test_acc"] for r in last))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True, help="JSON results")
@@ -144,6 +161,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=0.5, help="per timed run")
     ap.add_argument("--quick", action="store_true", help="K = 1, 16, 256, kmax; 1 s budget")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--seed-sweep", type=int, default=0, metavar="STEPS",
+                    help="also train the seed's 24-member lambda sweep for STEPS steps")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_gpu: torch sees no GPU")
@@ -208,6 +227,9 @@ def main() -> None:
               f"{row['est_gib']:.1f} |" + (f" {row['error']}" if "error" in row else ""),
               flush=True)
         args.out.write_text(json.dumps(result, indent=1))  # partial results survive a kill
+    if args.seed_sweep:
+        result["seed_sweep"] = seed_sweep(args.seed_sweep)
+        print("\nseed sweep (trainer.train, one pack of 24):", json.dumps(result["seed_sweep"]))
     args.out.write_text(json.dumps(result, indent=1))
     print(f"\nwrote {args.out}")
 
