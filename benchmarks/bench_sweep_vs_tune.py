@@ -70,7 +70,7 @@ def _run(cmd: list[str], pattern: str) -> tuple[float, float]:
     wall = time.perf_counter() - t
     if r.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    line = next(ln for ln in r.stdout.splitlines() if pattern in ln)
+    line = next(ln for ln in (r.stdout + r.stderr).splitlines() if pattern in ln)
     print("   ", line.strip(), flush=True)
     return wall, float(line.split(" in " if " in " in line else "fit ")[-1].split()[0])
 
