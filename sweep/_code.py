@@ -121,7 +121,12 @@ def probe(m: TrainConfig, code: Sequence[str] = ()) -> Probe:
     k = _key(m, code)
     if k not in _PROBES:
         with importing(code):
-            _PROBES[k] = run_probe(m)
+            try:
+                _PROBES[k] = run_probe(m)
+            except SpecError:
+                raise
+            except ConfigError as e:  # a spec's key: task, model, task_args, model_args
+                raise SpecError(e.key, str(e).split(": ", 1)[1]) from None
     return _PROBES[k]
 
 
