@@ -116,7 +116,7 @@ def run_tests(tree: Path, args: tuple[str, ...] | list[str],
     except subprocess.TimeoutExpired:
         return False, time.monotonic() - t0, "timed out"
     lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
-    failed = next((ln for ln in lines if ln.startswith("FAILED") or ln.startswith("ERROR")), "")
+    failed = next((ln for ln in lines if ln.startswith(("FAILED tests/", "ERROR tests/"))), "")
     return r.returncode == 0, time.monotonic() - t0, failed or (lines[-1] if lines else "")
 
 
