@@ -13,13 +13,14 @@ from sweep.plan import make_plan
 from sweep.spec import load
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = sorted([*ROOT.glob("examples/*.toml"), *ROOT.glob("studies/**/*.toml"),
+SPECS = sorted([*ROOT.glob("examples/**/*.toml"), *ROOT.glob("studies/*.toml"),
                 *ROOT.glob("docs/data/**/specs/*.toml")])
 
 
 def test_the_shipped_specs_are_found() -> None:
     names = {p.name for p in SPECS}
     assert {"demo.toml", "seed.toml", "rules_b.toml", "rules_T.toml"} <= names
+    assert any(p.parent.name == "studies" for p in SPECS)
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[str(p.relative_to(ROOT)) for p in SPECS])
