@@ -80,6 +80,8 @@ def test_local_ray_sweep_packs_the_user_model_shipped_by_code(tmp_path, ray_addr
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     check_study(study, tmp_path)
     assert (study / "report" / "report.html").exists()
+    [exp] = json.loads((study / "study.json").read_text())["experiments"]
+    assert exp["code"] == [str(tmp_path / "code")]  # `wdsweep resume` ships them again
     # run again: every member is completed (extend by config hash), nothing re-runs
     r = subprocess.run([sys.executable, "-m", "sweep.cli", "run", str(spec), "--study",
                         str(study), "--address", ray_address, "--no-report"], env=cli_env,

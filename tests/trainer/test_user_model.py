@@ -192,6 +192,9 @@ def test_bad_arguments_name_their_table(code_dir):
     with pytest.raises(SpecError) as e:
         parse(text.replace("batch_size = 8", "batch_size = 8\ntrain_size = 100"))
     assert e.value.key == "fixed.train_size"
+    plan = make_plan(parse(text.replace(":net", ":dropnet")))  # vmap refuses dropout
+    assert [len(t.members) for t in plan.trials] == [1, 1]
+    assert "cannot be packed" in plan.summary(1) and "one member per trial" in plan.summary(1)
     with pytest.raises(ConfigError):  # not importable without `code`
         make_plan(parse(text.replace(f'code = ["{code_dir}"]', "")))
 
