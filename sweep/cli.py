@@ -132,10 +132,8 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     import trainer
     from sweep import _bounds
-    from sweep._code import train_members
 
-    # like trainer.members, plus code=DIR,... and one probe of your task and model
-    members = train_members(trainer.preset(args.preset), args.sets)
+    members = trainer.members(trainer.preset(args.preset), args.sets)
     _bounds.check_members(members, prefix="--set ")
     _bounds.check_unique(members, "--set")
     _bounds.check_compute(_bounds.core_hours(members), "--set steps", args.yes)
@@ -172,6 +170,8 @@ def _setup_logging(args: argparse.Namespace) -> None:
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(_Format(args.cmd))
     root = logging.getLogger()
+    for old in [x for x in root.handlers if isinstance(x.formatter, _Format)]:
+        root.removeHandler(old)  # main() called again in one process (tests, notebooks)
     root.addHandler(h)
     root.setLevel(logging.WARNING)
     for name in ("sweep", "trainer", "analysis"):
