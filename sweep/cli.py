@@ -132,8 +132,10 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     import trainer
     from sweep import _bounds
+    from sweep._code import train_members
 
-    members = trainer.members(trainer.preset(args.preset), args.sets)
+    # like trainer.members, plus code=DIR,... and one probe of your task and model
+    members = train_members(trainer.preset(args.preset), args.sets)
     _bounds.check_members(members, prefix="--set ")
     _bounds.check_unique(members, "--set")
     _bounds.check_compute(_bounds.core_hours(members), "--set steps", args.yes)
