@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, parents=[common])
 
     t = add("train", "train one pack of members, without Ray")
-    t.add_argument("--preset", default="seed", choices=PRESETS,
+    t.add_argument("--preset", default="seed",  # checked by trainer.preset: one line
                    help="starting config: " + ", ".join(PRESETS) + " (default seed)")
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; packable keys take comma lists")
