@@ -122,15 +122,42 @@ def _metrics(trial: Path) -> pd.DataFrame:
     return df[keep]
 
 
+def _members(params: dict[str, Any], m: pd.DataFrame, errored: bool) -> pd.DataFrame | None:
+    """A wdsweep trial's reports unpacked: member KK's metrics are `mKK/<metric>`, the
+    config's `trial/table/mKK` says which member that is (sweep._members). None for
+    any other trainable."""
+    trial = params.get("trial")
+    table = trial.get("table") if isinstance(trial, dict) else None
+    if not isinstance(table, dict) or m.empty:
+        return None
+    at = "eval_step" if "eval_step" in m else "step"
+    done = bool(m["finished"].fillna(False).astype(bool).iloc[-1]) if "finished" in m else True
+    status = "errored" if errored else "completed" if done else "running"
+    frames = []
+    for key, hp in table.items():
+        cols = {c: c[len(key) + 1:] for c in m.columns if c.startswith(f"{key}/")}
+        if not cols or at not in m:
+            continue
+        f = m[[at, *cols]].rename(columns={**cols, at: "step"})
+        f = f.dropna(subset=["step"]).drop_duplicates("step", keep="last")
+        frames.append(f.assign(**hp, run=str(hp.get("config_hash", key)), status=status))
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 def _tune(trials: list[Path]) -> Raw:
     frames = []
     for t in trials:
         try:
-            cfg = _flatten(json.loads((t / "params.json").read_text()))
+            raw = json.loads((t / "params.json").read_text())
+            cfg = _flatten(raw)
         except (OSError, json.JSONDecodeError) as e:
             raise AnalysisError(f"{t / 'params.json'}: unreadable ({e})") from e
         m = _metrics(t)
         errored = (t / "error.txt").exists() or (t / "error.pkl").exists()
+        packed = _members(raw, m, errored)
+        if packed is not None:  # a wdsweep trial: one run per member, not the pack's mean
+            frames.append(packed)
+            continue
         reported = not m.empty
         if not reported:
             m = pd.DataFrame([{}])
