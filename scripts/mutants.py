@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # discriminating first: -x stops at the first failure.
 TRAINER_FAST = ["@trainer", "-m", "not slow and not gpu"]
 FIRST = ("train_reference", "resume_record", "golden", "units", "flat_optim", "equivalence")
+ANALYSIS = ["tests/analysis", "-m", "not slow"]
 UNITS = ["tests/trainer/test_units.py", "tests/trainer/test_golden.py",
          "tests/trainer/test_config.py"]
 
@@ -83,6 +84,28 @@ MUTANTS = [
            "        elif False:", ("tests/sweep/test_resume_values.py", "-m", "slow", "-k",
                                    "retried"),
            "`wdsweep resume` ignores each pack's newest trainer checkpoint: trials restart"),
+    # The analysis: estimators whose wrong versions still produce plausible numbers.
+    Mutant("sqrt-rule-exponents", "analysis/_fit.py", '"sqrt": (0.5, -0.5, -0.5),',
+           '"sqrt": (0.5, -0.5, 0.0),', tuple(ANALYSIS), "the sqrt rule's T exponent dropped"),
+    Mutant("every-rule-compatible", "analysis/_fit.py",
+           '"compatible": p is None or p >= ALPHA,', '"compatible": True,', tuple(ANALYSIS),
+           "no rule is ever rejected: the verdict can never name one"),
+    Mutant("rules-never-compatible", "analysis/_fit.py",
+           '"compatible": p is None or p >= ALPHA,', '"compatible": p is None,',
+           tuple(ANALYSIS), "every testable rule rejected"),
+    Mutant("no-grid-term", "analysis/_best.py",
+           "(h**2 / 12 if math.isfinite(h) else 0.0)", "0.0", tuple(ANALYSIS),
+           "λ* intervals ignore the grid's resolution"),
+    Mutant("no-scale-floor", "analysis/_fit.py", "if dof > 0 and rss / dof > 1.0:",
+           "if dof > 0:", tuple(ANALYSIS),
+           "residual scale below the cells' own errors: overconfident fits"),
+    Mutant("no-seed-cap", "analysis/_decide.py", 'if caps and strength != "weak":',
+           "if False:", tuple(ANALYSIS), "2 seeds can give a strong verdict"),
+    Mutant("window-whole-run", "analysis/_summary.py",
+           'h = h[~(h["step"] < (1.0 - window) * end)]', "h = h", tuple(ANALYSIS),
+           "final metrics average the whole run"),
+    Mutant("onset-scans-from-the-top", "analysis/_edges.py", "j = int(hit[0])",
+           "j = int(hit[-1])", tuple(ANALYSIS), "onset edge taken at the last crossing"),
 ]
 
 
