@@ -35,7 +35,10 @@ def write_plan(study: Path, name: str, trials: list[dict[str, Any]], **record: A
 
 
 def read_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
-    """The experiment's trial payloads, checked against study.json's checksum."""
+    """The experiment's trial payloads, checked against study.json's checksum. Members
+    imported from published tables (sweep._publish) were planned elsewhere: none."""
+    if exp.get("status") == "imported":
+        return []
     rel = f"{PLANS}/{exp['name']}.json"
     p = study / rel
     if "plan_sha256" not in exp:
