@@ -72,7 +72,41 @@ class Slot:
     is_matrix: bool  # a linear layer's weight (decayed under decay_mode="matrices")
 
 
-class PackedResMLP:
+class FlatPacked:
+    """What the optimizer and the loop use of a pack whose K members' parameters live
+    in one flat buffer (`flat`, grads in `grad`) laid out by `slots`, with per-parameter
+    (K, ...) views in `p`: PackedResMLP and trainer.vmapped's StackedModule."""
+
+    K: int
+    slots: list[Slot]
+    flat: torch.Tensor
+    grad: torch.Tensor
+    p: dict[str, torch.Tensor]
+
+    def per_element(self, values: torch.Tensor, matrices_only: bool = False) -> torch.Tensor:
+        """A per-member value (K,) spread over the flat buffer's layout."""
+        parts = []
+        for s in self.slots:
+            v = values if (s.is_matrix or not matrices_only) else torch.zeros_like(values)
+            parts.append(v.view(self.K, 1).expand(self.K, s.numel).reshape(-1))
+        return torch.cat(parts).to(self.flat.device)
+
+    def member_views(self, buf: torch.Tensor, k: int) -> list[tuple[Slot, torch.Tensor]]:
+        """Member k's slice of each parameter in a buffer laid out like `flat`."""
+        return [(s, buf[s.offset + k * s.numel : s.offset + (k + 1) * s.numel])
+                for s in self.slots]
+
+    @torch.no_grad()
+    def weight_norms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per member: (sum of per-tensor L2 norms, sum of squares), each (K,)."""
+        norms = torch.stack([p.reshape(self.K, -1).norm(dim=1) for p in self.p.values()])
+        return norms.sum(0), (norms**2).sum(0)
+
+    def zero_grad(self) -> None:
+        self.grad.zero_()
+
+
+class PackedResMLP(FlatPacked):
     def __init__(self, refs: Sequence[ResMLP], bn_eps: Sequence[float], device: torch.device):
         K = self.K = len(refs)
         ref = refs[0]
@@ -145,29 +179,6 @@ class PackedResMLP:
             z = F.relu(self._bn(self._linear(h, f"{b}.fc1"), f"{b}.bn1"))
             h = F.relu(h + self._bn(self._linear(z, f"{b}.fc2"), f"{b}.bn2"))
         return torch.sigmoid(self._linear(h, "out")).view(x.shape[0], self.K, -1)
-
-    # -- helpers ---------------------------------------------------------------
-    def per_element(self, values: torch.Tensor, matrices_only: bool = False) -> torch.Tensor:
-        """A per-member value (K,) spread over the flat buffer's layout."""
-        parts = []
-        for s in self.slots:
-            v = values if (s.is_matrix or not matrices_only) else torch.zeros_like(values)
-            parts.append(v.view(self.K, 1).expand(self.K, s.numel).reshape(-1))
-        return torch.cat(parts).to(self.flat.device)
-
-    def member_views(self, buf: torch.Tensor, k: int) -> list[tuple[Slot, torch.Tensor]]:
-        """Member k's slice of each parameter in a buffer laid out like `flat`."""
-        return [(s, buf[s.offset + k * s.numel : s.offset + (k + 1) * s.numel])
-                for s in self.slots]
-
-    @torch.no_grad()
-    def weight_norms(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per member: (sum of per-tensor L2 norms, sum of squares), each (K,)."""
-        norms = torch.stack([p.reshape(self.K, -1).norm(dim=1) for p in self.p.values()])
-        return norms.sum(0), (norms**2).sum(0)
-
-    def zero_grad(self) -> None:
-        self.grad.zero_()
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"flat": self.flat.detach().cpu().clone(),

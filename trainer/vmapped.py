@@ -24,7 +24,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from trainer.config import ConfigError
-from trainer.model import Slot
+from trainer.model import FlatPacked, Slot
 from trainer.step import TrainStep
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 Scores = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
 
-class StackedModule:
+class StackedModule(FlatPacked):
     """K members of one module architecture; x (N, K, n_in) -> outputs (N, K, ...)."""
 
     def __init__(self, refs: Sequence[nn.Module], device: torch.device):
@@ -86,26 +86,6 @@ class StackedModule:
                              {n: b[0] for n, b in self.buffers.items()}, x[:, 0])
             return out.unsqueeze(1)
         return self._vcall(self.p, self.buffers, x)
-
-    # -- what trainer.optim and the loop use (as for PackedResMLP) --------------------
-    def per_element(self, values: torch.Tensor, matrices_only: bool = False) -> torch.Tensor:
-        parts = []
-        for s in self.slots:
-            v = values if (s.is_matrix or not matrices_only) else torch.zeros_like(values)
-            parts.append(v.view(self.K, 1).expand(self.K, s.numel).reshape(-1))
-        return torch.cat(parts).to(self.flat.device)
-
-    def member_views(self, buf: torch.Tensor, k: int) -> list[tuple[Slot, torch.Tensor]]:
-        return [(s, buf[s.offset + k * s.numel : s.offset + (k + 1) * s.numel])
-                for s in self.slots]
-
-    @torch.no_grad()
-    def weight_norms(self) -> tuple[torch.Tensor, torch.Tensor]:
-        norms = torch.stack([p.reshape(self.K, -1).norm(dim=1) for p in self.p.values()])
-        return norms.sum(0), (norms**2).sum(0)
-
-    def zero_grad(self) -> None:
-        self.grad.zero_()
 
     def state(self) -> dict[str, object]:
         return {"flat": self.flat.detach().cpu().clone(),
