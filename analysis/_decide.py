@@ -125,7 +125,7 @@ def fit_rules(cells: pd.DataFrame, seed_dof: int = 0, s_seed: float = math.nan,
     if se_col not in cells:
         cells = cells.assign(**{se_col: math.nan})
     out, design = _fit.fit(cells, col, se_col, seed_dof, interior)
-    use = cells[_fit.usable(cells, col, interior)]
+    use = design.cells if design is not None else cells.iloc[:0]  # the cells the fit used
     min_seeds = int(use["n_seeds"].min()) if "n_seeds" in use and len(use) else 0
     v = decide(out["rules"], design, min_seeds, out["n_cells"])
     out["verdict"] = v

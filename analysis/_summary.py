@@ -34,9 +34,10 @@ def finals(hist: pd.DataFrame, window: float = WINDOW, last: int | None = None
     out = {}
     for m in (m for m in METRICS if m in h):
         v = h[["run", m]].dropna()
-        out[FINAL + m] = (v.groupby("run").tail(last) if last else v).groupby("run")[m].mean()
+        g = (v.groupby("run").tail(last) if last else v).groupby("run")[m]
+        out[FINAL + m] = g.mean()
         if m == "test_acc":
-            out["n_window"] = (v.groupby("run").tail(last) if last else v).groupby("run").size()
+            out["n_window"] = g.size()
     return pd.DataFrame(out)
 
 
