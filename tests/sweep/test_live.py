@@ -16,27 +16,12 @@ import pytest
 
 import sweep
 from sweep.plan import make_plan
-from sweep.spec import parse
-
-SPEC = """
-name = "live"
-preset = "tiny"
-[fixed]
-epochs = {epochs}
-train_size = 256
-eval_every = 8
-[grid]
-weight_decay = {wds}
-seed = [0, 1]
-[run]
-pack = 2
-checkpoint_every = 16
-max_failures = 0
-"""
+from tests.sweep.test_sweep import spec as tiny_spec
 
 
 def spec(wds=(0.0, 0.3), epochs=4):
-    return parse(SPEC.format(wds=list(wds), epochs=epochs))
+    """test_sweep's tiny spec, checkpointing every 16 steps."""
+    return tiny_spec(wds, epochs, ckpt=16)
 
 
 def events(run_dir: Path) -> list:
