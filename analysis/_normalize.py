@@ -28,6 +28,7 @@ from analysis._schema import (
     AnalysisError,
 )
 from trainer import units
+from trainer.config import FIELDS
 
 _DONE = ("completed", "terminated")
 
@@ -47,6 +48,8 @@ def normalize(raw: Raw) -> Frame:
     if df.empty or not len(df.columns):
         raise AnalysisError("the input has no rows")
     df = _finals_as_metrics(df)
+    if "precision" in df:  # the trainer leaves its default (fp32) out of the tables
+        df["precision"] = df["precision"].fillna(FIELDS["precision"].default)
     cfg = _config_columns(df)
     df = _run_ids(df, cfg, notes)
     df = _completed(df, notes)

@@ -40,7 +40,7 @@ KNOWN_CONFIG = frozenset({
     "lr", "beta1", "beta2", "adam_eps", "momentum", "weight_decay", "decay_per_step",
     "lambda_norm", "decay_mode", "batch_size", "epochs", "steps", "shuffle", "eval_every",
     "checkpoint_every", "seed", "data_seed", "device", "threads", "total_steps", "epochs_T",
-    "steps_per_epoch",
+    "steps_per_epoch", "precision",
 })
 
 # Run length in its various spellings: all functions of (b, B, T), so the cell

@@ -13,6 +13,7 @@ plain / wdsweep of each pair, and medians. Each --variant is one wdsweep layout:
   p6x1     4 trials of 6 members, 1 CPU each
   p12x1-e500  as p12x1, evaluating every 500 steps instead of every epoch (78)
   p12x1-c3000 as p12x1, checkpointing only at the end instead of every 2,000 steps
+  p12x1-bf16  as p12x1 with precision = "bf16" (autocast matmuls; not the same numbers)
 
     python benchmarks/bench_sweep_vs_tune.py [--repeats 3] [--variant p12x1 ...]
         [--out sweep.json] [--quick]
@@ -45,6 +46,7 @@ VARIANTS = {  # name: (pack, cpus_per_trial, extra [fixed] lines, checkpoint_eve
     "p6x1": (6, 1, "", 2000),
     "p12x1-e500": (12, 1, "eval_every = 500\n", 2000),
     "p12x1-c3000": (12, 1, "", 3000),
+    "p12x1-bf16": (12, 1, 'precision = "bf16"\n', 2000),
 }
 SPEC = """name = "bench-vs-tune"
 preset = "seed"

@@ -29,7 +29,7 @@ from trainer import build, preset
 from trainer.loop import load_data
 from trainer.model import PackedResMLP, reference_model
 from trainer.optim import PackedOptimizer
-from trainer.step import TrainStep
+from trainer.step import TrainStep, amp
 
 
 def matmul_flops_per_step(n: int, width: int = 256, depth: int = 2, n_in=64, n_out=32) -> int:
@@ -98,7 +98,7 @@ def plain_loader(cfg, data):
     return step
 
 
-def packed(cfg, K, impl="auto"):
+def packed(cfg, K, impl="auto", precision="fp32"):
     cfgs = [cfg.replace(seed=s) for s in range(K)]
     data = load_data(cfgs, torch.device("cpu"))
     x, y = data["train"].x, data["train"].y
@@ -106,7 +106,8 @@ def packed(cfg, K, impl="auto"):
                           for c in cfgs], [c.bn_eps for c in cfgs], torch.device("cpu"))
     opt = PackedOptimizer("adamw", model, lr=[1e-3] * K, wd=[0.1] * K, matrices_only=False,
                           beta1=0.9, beta2=0.98, eps=1e-3, momentum=0.0, impl=impl)
-    ts = TrainStep(model, opt, graph=False)  # what trainer.train runs per step
+    ts = TrainStep(model, opt, graph=False,  # what trainer.train runs per step
+                   amp=amp(precision, torch.device("cpu")))
     b, spe = cfg.batch_size, cfg.steps_per_epoch
 
     def step(i):
@@ -122,10 +123,13 @@ def main() -> None:
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8, 12, 16, 32])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--impls", nargs="+", default=["fused", "flat"])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
+                    help="bf16: torch.autocast matmuls (the `precision` option)")
     ap.add_argument("--quick", action="store_true", help="K 1, 12; 1 thread; 60 steps x 3")
     args = ap.parse_args()
     if args.quick:
         args.ks, args.threads, args.steps, args.repeats = [1, 12], [1], 60, 3
+        args.impls = ["fused"]
     torch.set_flush_denormal(True)
     cfg = build(preset("seed"), {"steps": 1000})
     data = load_data([cfg], torch.device("cpu"))
@@ -135,8 +139,10 @@ def main() -> None:
           f"seed model, batch 64; variants interleaved, median of {args.repeats} runs")
     rows = [("plain torch", 1, plain(cfg, data)),
             ("plain+loader", 1, plain_loader(cfg, data))]
-    rows += [(f"K={k} {impl}", k, packed(cfg, k, impl)) for k in args.ks for impl in args.impls]
-    print(f"{'threads':>7} {'variant':>14} {'ms/step':>8} {'ms/member':>9} {'GFLOP/s':>8} "
+    rows += [(f"K={k} {impl}{'' if p == 'fp32' else ' ' + p}", k, packed(cfg, k, impl, p))
+             for k in args.ks for impl in args.impls for p in args.precisions
+             if p == "fp32" or impl == "fused"]
+    print(f"{'threads':>7} {'variant':>19} {'ms/step':>8} {'ms/member':>9} {'GFLOP/s':>8} "
           f"{'% peak':>6} {'vs plain':>8}")
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -153,9 +159,9 @@ def main() -> None:
             per = ms / k
             base = base or per
             gf = flops * k / (ms / 1e3) / 1e9
-            print(f"{threads:>7} {name:>14} {ms:8.2f} {per:9.2f} {gf:8.1f} {100 * gf / peak:5.0f}%"
+            print(f"{threads:>7} {name:>19} {ms:8.2f} {per:9.2f} {gf:8.1f} {100 * gf / peak:5.0f}%"
                   f" {base / per:7.2f}x", flush=True)
-        print(f"{threads:>7} {'fp32 peak':>14} {'':>8} {'':>9} {peak:8.1f}  (1024^3 matmul)")
+        print(f"{threads:>7} {'fp32 peak':>19} {'':>8} {'':>9} {peak:8.1f}  (1024^3 matmul)")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -16,7 +16,7 @@ from trainer import checkpoint, tasks, user
 from trainer.config import PACKABLE, ConfigError, TrainConfig
 from trainer.model import PackedResMLP, reference_model
 from trainer.optim import PackedOptimizer
-from trainer.step import TrainStep
+from trainer.step import TrainStep, amp, upcast
 
 Rows = list[dict[str, Any]]
 Log = Callable[[str], None]
@@ -54,8 +54,9 @@ def check_pack(members: Sequence[TrainConfig]) -> None:
         raise ConfigError("members", "need at least one member")
     base = members[0].canonical()
     for m in members[1:]:
-        for k, v in m.canonical().items():
-            if k not in PACKABLE and k != "weight_decay" and v != base[k]:
+        mine = m.canonical()  # keys at their defaults may be absent (precision, model, ...)
+        for k in sorted(base.keys() | mine.keys()):
+            if k not in PACKABLE and k != "weight_decay" and mine.get(k) != base.get(k):
                 raise ConfigError(k, f"members of one pack differ in {k}; only these may "
                                      f"differ: {', '.join(PACKABLE)}")
 
@@ -124,12 +125,13 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
                           matrices_only=cfg.decay_mode == "matrices", beta1=cfg.beta1,
                           beta2=cfg.beta2, eps=cfg.adam_eps, momentum=cfg.momentum,
                           compile=_compile_update(cfg, dev, model.flat.numel()))
-    train_step = TrainStep(model, opt, graph=cfg.cuda_graph, log=warn)
+    ctx = amp(cfg.precision, dev)  # fp32: nothing; bf16: torch.autocast around forwards
+    train_step = TrainStep(model, opt, graph=cfg.cuda_graph, log=warn, amp=ctx)
     score = scores
     if objective is not None:  # the task's loss and accuracy, an eager step
         from trainer.vmapped import UserStep, scores_fn
 
-        train_step, score = UserStep(model, opt, objective), scores_fn(objective)
+        train_step, score = UserStep(model, opt, objective, amp=ctx), scores_fn(objective)
     ident = [dict(member=k, config_hash=m.config_hash(), seed=m.seed, lr=m.lr,
                   weight_decay=d.weight_decay, decay_per_step=d.decay_per_step,
                   lambda_norm=d.lambda_norm, bn_eps=m.bn_eps, batch_size=b,
@@ -173,7 +175,8 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
                 torch.cuda.synchronize(dev)
             now = time.perf_counter()
             wall, t0 = wall + (now - t0), now
-            rows = _evaluate(model, data, ident, step, spe, acc_sum / acc_n, wall, score)
+            with ctx():  # evaluate the model as it trains
+                rows = _evaluate(model, data, ident, step, spe, acc_sum / acc_n, wall, score)
             acc_sum.zero_()
             acc_n = 0
             history.extend(rows)
@@ -218,8 +221,8 @@ def _epoch_perm(seed: int, epoch: int, n: int) -> torch.Tensor:
 def _evaluate(model: PackedResMLP, data: dict[str, Batches], ident: Rows, step: int, spe: int,
               train_scores: torch.Tensor, wall: float, score: Callable = scores) -> Rows:
     model.training = False
-    te_loss, te_acc, te_bit = score(model(data["test"].x), data["test"].y)
-    va_loss, va_acc, _ = score(model(data["val"].x), data["val"].y)
+    te_loss, te_acc, te_bit = score(upcast(model(data["test"].x)), data["test"].y)
+    va_loss, va_acc, _ = score(upcast(model(data["val"].x)), data["val"].y)
     model.training = True
     wn, wn2 = model.weight_norms()
     cols = dict(train_loss=train_scores[0], train_acc=train_scores[1], test_loss=te_loss,

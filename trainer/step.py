@@ -17,7 +17,9 @@ eager, which computes the same thing.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from typing import ContextManager
 
 import torch
 
@@ -26,6 +28,25 @@ from trainer.optim import PackedOptimizer
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture (PyTorch's docs use 3)
 
+Amp = Callable[[], ContextManager[object]]
+
+
+def amp(precision: str, device: torch.device) -> Amp:
+    """The context the forward passes run in: nothing for fp32; for bf16, torch.autocast,
+    which runs matmuls on bf16 inputs (fp32 accumulation) and leaves the weights, the
+    optimizer and everything autocast keeps in fp32 alone. Autocast's weight-cast cache
+    is off on CUDA: a cache entry must not outlive a captured graph (PyTorch's docs)."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = {"bf16": torch.bfloat16}[precision]
+    return lambda: torch.autocast(device.type, dtype=dtype,
+                                  cache_enabled=device.type != "cuda")
+
+
+def upcast(t: torch.Tensor) -> torch.Tensor:
+    """A bf16/fp16 output as fp32; fp32 and fp64 (the equivalence tests) untouched."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
 
 class TrainStep:
     """Calls advance the pack by one step on the batch (xb (b, K, n_in), yb (b, K, n_out)).
@@ -33,9 +54,9 @@ class TrainStep:
     is updated in place (the graph writes into this very tensor)."""
 
     def __init__(self, model: PackedResMLP, opt: PackedOptimizer, *, graph: bool,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, amp: Amp = contextlib.nullcontext):
         dev = model.flat.device
-        self.model, self.opt, self.log = model, opt, log
+        self.model, self.opt, self.log, self.amp = model, opt, log, amp
         self.acc_sum = torch.zeros(2, model.K, device=dev, dtype=model.flat.dtype)
         self.want_graph = graph and dev.type == "cuda" and opt.graph_safe
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -65,7 +86,9 @@ class TrainStep:
                 self._capture(xb, yb)
 
     def _eager(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
-        pred = self.model(xb)
+        with self.amp():
+            pred = self.model(xb)
+        pred = upcast(pred)  # the loss in fp32 whatever the matmuls ran in
         loss = ((pred - yb) ** 2).mean(dim=(0, 2))  # (K,): members are independent
         self.model.zero_grad()
         loss.sum().backward()

@@ -14,6 +14,7 @@ alone (outputs, gradients, buffers; train and eval mode), else one member per tr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from torch.func import functional_call, vmap
 
 from trainer.config import ConfigError
 from trainer.model import FlatPacked, Slot
-from trainer.step import TrainStep
+from trainer.step import Amp, TrainStep, upcast
 
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
@@ -129,12 +130,15 @@ def scores_fn(objective: Objective) -> Scores:
 class UserStep(TrainStep):
     """One eager step of a stacked user model with the task's loss (no CUDA graph)."""
 
-    def __init__(self, model: StackedModule, opt: PackedOptimizer, objective: Objective):
-        super().__init__(model, opt, graph=False)  # type: ignore[arg-type]
+    def __init__(self, model: StackedModule, opt: PackedOptimizer, objective: Objective,
+                 amp: Amp = contextlib.nullcontext):
+        super().__init__(model, opt, graph=False, amp=amp)  # type: ignore[arg-type]
         self.objective = objective
 
     def _eager(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
-        pred = self.model(xb)
+        with self.amp():
+            pred = self.model(xb)
+        pred = upcast(pred)  # the task's loss in fp32 whatever the matmuls ran in
         loss = member_loss(pred, yb, self.objective.loss)  # members are independent
         self.model.zero_grad()
         loss.sum().backward()

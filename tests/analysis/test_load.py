@@ -128,3 +128,14 @@ def test_unreadable_paths_raise_a_one_line_error(tmp_path: Path, name: str) -> N
     with pytest.raises(AnalysisError) as e:
         load(tmp_path / name)
     assert "\n" not in str(e.value)
+
+
+def test_fp32_and_bf16_runs_are_separate_cells() -> None:
+    """The trainer writes `precision` only when it is not the default (fp32): a study
+    that mixes both is two cells, fp32 named as such, never one cell with twice the seeds."""
+    df = pd.DataFrame(dict(weight_decay=[0.1, 0.3] * 2, seed=0, test_acc=[0.5, 0.6, 0.7, 0.8],
+                           precision=[None, None, "bf16", "bf16"],
+                           config_hash=["a", "b", "c", "d"]))
+    f = load(df)
+    assert f.keys == ["precision"]
+    assert sorted(f.hist["cell"].unique()) == ["precision=bf16", "precision=fp32"]
