@@ -33,10 +33,12 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# CPU benchmarks (~40 min on 2 cores; bench-quick: ~8 min). On a GPU box: bench-gpu.
+# CPU benchmarks (~50 min on 2 cores; bench-quick: ~8 min). On a GPU box: bench-gpu.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_trainer.py
-	$(BIN)/python benchmarks/bench_sweep_vs_tune.py --repeats 3 --out bench-sweep-vs-tune.json
+	$(BIN)/python benchmarks/bench_concurrent.py
+	$(BIN)/python benchmarks/bench_sweep_vs_tune.py --repeats 3 --variant p12x1 \
+		--variant p12x1-bf16 --out bench-sweep-vs-tune.json
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_trainer.py --quick

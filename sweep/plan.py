@@ -18,10 +18,11 @@ from sweep.spec import Spec, SpecError, base_config
 from trainer import ConfigError, TrainConfig, build
 from trainer.config import PACKABLE
 
-# Measured: ~4.4 ms per step of the seed model (batch 64, width 256) on one core
-# of the dev machine; scaled by matmul work for other shapes. Only for the plan's
-# core-hour estimate.
-SEED_MS_PER_STEP = 4.4
+# Measured: ms per member-step of the seed model (batch 64, width 256) on one core of
+# the 2-core dev box, in a sweep of two 12-member packs side by side, evaluation and
+# checkpoints included (Tune fit / member-steps per core; docs/benchmarks.md,
+# 2026-11-26); scaled by matmul work for other shapes. Only for the plan's estimate.
+SEED_MS_PER_STEP = {"fp32": 2.8, "bf16": 2.1}
 _SEED_WORK = 64 * (64 * 256 + 4 * 256 * 256 + 256 * 32)
 
 
@@ -74,7 +75,7 @@ class Plan:
 
 def est_ms_per_step(m: TrainConfig) -> float:
     work = m.batch_size * (m.width * 64 + 2 * m.depth * m.width**2 + m.width * 32)
-    return SEED_MS_PER_STEP * work / _SEED_WORK
+    return SEED_MS_PER_STEP[m.precision] * work / _SEED_WORK
 
 
 def pack_size(spec: Spec, m: TrainConfig, gpu_memory: int | None = None) -> int:

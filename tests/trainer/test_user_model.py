@@ -111,6 +111,21 @@ def test_packed_members_equal_members_alone_and_plain_pytorch(on_path, float64, 
     assert len({round(r["weight_norm"], 9) for r in packed if r["step"] == 30}) == 3
 
 
+def test_bf16_packs_a_user_model_like_bf16_alone(on_path):
+    """precision = "bf16" reaches your own model too (torch.autocast around the vmapped
+    forward): packed bf16 members equal bf16 members alone, and differ from fp32."""
+    ms = [m.replace(precision="bf16") for m in members(True)]
+    packed = train(ms, log=lambda s: None)
+    fp32 = train([members(True)[0]], log=lambda s: None)
+    for k, m in enumerate(ms):
+        alone = train([m], log=lambda s: None)
+        mine = [r for r in packed if r["member"] == k]
+        for a, p in zip(alone, mine):
+            for col in ("train_loss", "test_loss", "weight_norm"):
+                assert p[col] == pytest.approx(a[col], rel=2e-2, abs=1e-3), (k, col)
+    assert [r["test_loss"] for r in fp32] != [r["test_loss"] for r in packed if r["member"] == 0]
+
+
 def test_batch_norm_running_stats_are_per_member(on_path, float64):
     """Eval mode uses each member's own running statistics: a member packed with
     others evaluates exactly as alone (checked above); here the buffers differ."""
