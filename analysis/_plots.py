@@ -20,6 +20,19 @@ _RULE_STYLE = {"sqrt": ("tab:blue", "o"), "epoch_timescale": ("tab:orange", "s")
                "fraction_of_run": ("tab:green", "^"), "constant": ("tab:gray", "D")}
 
 
+def _log_x(ax: Any) -> None:
+    """A log x axis whose labels never collide: under two decades matplotlib labels
+    every minor tick; there, label 1-2-5 ticks plainly and leave the minor ones bare."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    lo, hi = ax.get_xlim()
+    if hi / lo < 100:
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -92,7 +105,7 @@ def acc_vs_lambda(a: Analysis, path: Path) -> Path | None:
             row = a.cells[a.cells["cell"] == cell]
             if m == "final_test_acc" and len(row):
                 _marks(ax, row.iloc[0], col, float(row["best_acc"].iloc[0]))
-        ax.set_xscale("log")
+        _log_x(ax)
         ax.set_ylim(-0.02, 1.04)
         ax.set_xlabel(f"λ ({a.unit_label}, log scale)")
         what = m[6:].replace("_acc", "")
@@ -210,7 +223,7 @@ def collapse_view(a: Analysis, path: Path) -> Path | None:
         for cell, col in zip(cells, _colors(len(cells))):
             s = m[m["cell"] == cell].sort_values(x)
             ax.plot(s[x], s["final_test_acc"], "-o", ms=3, color=col, label=cell)
-        ax.set_xscale("log")
+        _log_x(ax)
         ax.set_xlabel(lab)
     axes[0].set_ylabel("test accuracy (fraction, mean over seeds)")
     _legend(fig, axes[0])

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _worker(own: bool, precision: str, k: int, steps: int, q: mp.Queue) -> None:
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
     import torch
-
     from bench_trainer import packed, time_steps
+
     from trainer import build, preset
     from trainer import model as M
 

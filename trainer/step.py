@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import ContextManager
 
 import torch
 
@@ -28,7 +27,7 @@ from trainer.optim import PackedOptimizer
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture (PyTorch's docs use 3)
 
-Amp = Callable[[], ContextManager[object]]
+Amp = Callable[[], contextlib.AbstractContextManager[object]]
 
 
 def amp(precision: str, device: torch.device) -> Amp:

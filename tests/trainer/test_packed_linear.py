@@ -29,7 +29,8 @@ def _steps(K: int, batch_norm: bool, dtype: torch.dtype, own: bool, amp: bool = 
         torch.set_default_dtype(prev)
     out = []
     for i in range(n):  # no optimizer: a stale gradient would add up across steps
-        x, y = data["train"].x[32 * i: 32 * (i + 1)].to(dtype), data["train"].y[32 * i: 32 * (i + 1)]
+        rows = slice(32 * i, 32 * (i + 1))
+        x, y = data["train"].x[rows].to(dtype), data["train"].y[rows]
         m.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             pred = m(x)
