@@ -98,12 +98,13 @@ def plain_loader(cfg, data):
     return step
 
 
-def packed(cfg, K, impl="auto", precision="fp32"):
+def packed(cfg, K, impl="auto", precision="fp32", own_backward=None):
     cfgs = [cfg.replace(seed=s) for s in range(K)]
     data = load_data(cfgs, torch.device("cpu"))
     x, y = data["train"].x, data["train"].y
     model = PackedResMLP([reference_model(64, 32, 256, 2, True, c.bn_eps, c.seed)
-                          for c in cfgs], [c.bn_eps for c in cfgs], torch.device("cpu"))
+                          for c in cfgs], [c.bn_eps for c in cfgs], torch.device("cpu"),
+                         own_backward=own_backward)
     opt = PackedOptimizer("adamw", model, lr=[1e-3] * K, wd=[0.1] * K, matrices_only=False,
                           beta1=0.9, beta2=0.98, eps=1e-3, momentum=0.0, impl=impl)
     ts = TrainStep(model, opt, graph=False,  # what trainer.train runs per step

@@ -139,11 +139,15 @@ class PackedResMLP(FlatPacked):
                 stacked = torch.stack([dict(r.named_buffers())[name] for r in refs])
                 self.buffers[name] = stacked.reshape(-1).to(device)  # (K * C,)
         # CPU: linear layers write their gradients into the flat buffer themselves
-        # (trainer.packed_linear, ~6% faster); CUDA keeps the measured, graph-captured
-        # autograd path. Both compute the same bits (tests/trainer/test_packed_linear.py).
+        # (trainer.packed_linear; 3-4% with two packs side by side, docs/benchmarks.md);
+        # CUDA keeps the measured, graph-captured autograd path. Both compute the same
+        # bits (tests/trainer/test_packed_linear.py). A linear layer is one with a
+        # weight matrix: its weight and bias slots are the ones it writes.
         self.own_backward = device.type == "cpu" if own_backward is None else own_backward
-        self._autograd_slices = [slice(s.offset, s.offset + K * s.numel) for s in self.slots
-                                 if not (self.own_backward and _is_linear(s.name))]
+        linear = {s.name.rsplit(".", 1)[0] for s in self.slots if s.is_matrix}
+        self._autograd_slices = [
+            slice(s.offset, s.offset + K * s.numel) for s in self.slots
+            if not (self.own_backward and s.name.rsplit(".", 1)[0] in linear)]
         self.eps = torch.tensor(list(bn_eps), device=device)
         self.uniform_eps = bn_eps[0] if len(set(bn_eps)) == 1 else None
         self.training = True
@@ -208,12 +212,6 @@ class PackedResMLP(FlatPacked):
         self.flat.copy_(st["flat"])
         for k, v in self.buffers.items():
             v.copy_(st[k])
-
-
-def _is_linear(name: str) -> bool:
-    """A linear layer's weight or bias: inp.*, out.*, blocks.N.fcM.* (not batch norm)."""
-    layer = name.rsplit(".", 1)[0]
-    return layer in ("inp", "out") or layer.rsplit(".", 1)[-1].startswith("fc")
 
 
 # The grads are views into one flat buffer with the same (dense) strides as the
