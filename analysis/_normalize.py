@@ -157,7 +157,9 @@ def _require_accuracy(df: pd.DataFrame) -> None:
 
 
 def _length(df: pd.DataFrame, notes: list[str]) -> None:
-    """T (epochs, fractional): epochs_T, else epochs, else steps / floor(B/b)."""
+    """T (epochs, fractional), one value per run: epochs_T, else epochs, else steps /
+    floor(B/b), else d/λ_norm; where none says (λ = 0 runs of a per-evaluation table have
+    d = λ_norm = 0), the run's last step / floor(B/b)."""
     b, B = _num(df, "batch_size"), _num(df, "train_size")
     spe = np.floor(B / b)
     T = _num(df, "epochs_T").fillna(_num(df, "epochs"))
@@ -166,12 +168,31 @@ def _length(df: pd.DataFrame, notes: list[str]) -> None:
     # i.e. the T at which norm_factor(b, B, T) = k; norm_factor(b, B, 1) / k squared.
     k = _num(df, "decay_per_step") / _num(df, "lambda_norm")
     T = T.fillna(((units.norm_factor(b, B, 1.0) / k) ** 2).where(np.isfinite(k) & (k > 0)))
-    df["T"], df["batch_size"], df["train_size"] = T, b, B
+    # A run has one length: a column that grows along it (a tracker's current epoch) gives
+    # its last value, and every evaluation of the run converts its decay at that one T.
+    T = T.groupby(df["run"]).transform("max")
+    last = _num(df, "step").groupby(df["run"]).transform("max") / spe
+    gap = T.isna() & last.notna()
+    if gap.any():
+        T = T.fillna(last)
+        notes.append(f"{df.loc[gap, 'run'].nunique()} runs have no length column (nor both "
+                     "d and λ_norm): their T is their last step / floor(B/b)")
+    df["T"], df["batch_size"], df["train_size"] = _sig(T), b, B
     missing = [n for n, s in (("batch_size", b), ("train_size", B), ("epochs or steps", T))
                if not s.notna().any()]
     if missing:
         notes.append(f"missing {', '.join(missing)}: λ_norm, τ_epoch and the scaling-rule fit "
                      "need b, B and T; per-cell best λ is still reported")
+
+
+def _sig(x: pd.Series, digits: int = 10) -> pd.Series:
+    """x to `digits` significant digits: T from sqrt(b/(B·T)) comes back as 384.99999999995,
+    which must be the same T (and the same cell) as the 385 given elsewhere."""
+    v = x.to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(v))))
+        out = np.where(np.isfinite(scale) & (v != 0), np.round(v * scale) / scale, v)
+    return pd.Series(out, index=x.index)
 
 
 def _decay(df: pd.DataFrame, notes: list[str]) -> tuple[pd.DataFrame, str]:

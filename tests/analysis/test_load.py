@@ -139,3 +139,39 @@ def test_fp32_and_bf16_runs_are_separate_cells() -> None:
     f = load(df)
     assert f.keys == ["precision"]
     assert sorted(f.hist["cell"].unique()) == ["precision=bf16", "precision=fp32"]
+
+
+def test_history_alone_puts_zero_lambda_runs_into_their_cells() -> None:
+    """seed_rules' history.csv.gz read without results.csv: it has no length column, so
+    T comes from d/λ_norm -- undefined at λ = 0. Those runs must still join their cell
+    (5 cells at B 5,000, not 8 with T = NaN ones), each with its 3 seeds at λ = 0."""
+    f = load(ROOT / "docs/data/seed_rules/history.csv.gz")
+    runs = f.hist.drop_duplicates("run")
+    assert runs["T"].notna().all()
+    assert sorted(runs["T"].unique()) == [96.0, 192.0, 385.0]  # exact: no float noise
+    assert runs["cell"].nunique() == 7
+    at5000 = runs[runs["train_size"] == 5000]
+    assert at5000["cell"].nunique() == 5
+    zero = runs[runs["lam"] == 0].groupby("cell").size()
+    assert len(zero) == 7 and (zero == 3).all()
+
+
+def test_lambda_norm_converts_at_each_runs_own_T() -> None:
+    """A per-evaluation table giving λ_norm and no length column: each run's T is its last
+    step over floor(B/b) (steps of one run, not any other's), λ = 0 runs included, and the
+    PyTorch weight_decay is λ_norm·sqrt(b/(B·T))/lr at that T."""
+    rows = []
+    for run, (T, lam) in enumerate([(96, 0.0), (96, 0.035), (385, 0.0), (385, 0.035)]):
+        spe = 5000 // 64
+        for s in np.linspace(spe * T / 10, spe * T, 10):
+            rows.append(dict(run=f"r{run}", lambda_norm=lam, lr=1e-3, batch_size=64,
+                             train_size=5000, step=s, test_acc=0.5))
+    h = load(pd.DataFrame(rows)).hist.drop_duplicates("run").set_index("run")
+    assert h["T"].tolist() == [96.0, 96.0, 385.0, 385.0]
+    assert h["cell"].nunique() == 2
+    def wd(T: float) -> float:
+        return 0.035 * np.sqrt(64 / (5000 * T)) / 1e-3
+
+    assert h.loc["r1", "weight_decay"] == pytest.approx(wd(96))  # 0.40 at T 96, not 0.20
+    assert h.loc["r3", "weight_decay"] == pytest.approx(wd(385))
+    assert (h.loc[["r0", "r2"], "weight_decay"] == 0).all()
