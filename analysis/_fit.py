@@ -83,21 +83,38 @@ def _ci(est: float, se: float, q: float | None, fn: Any = float) -> dict[str, fl
             "ci_high": fn(est + q * se) if ok else None}  # type: ignore
 
 
-def _identified(Xw: np.ndarray) -> tuple[np.ndarray, int]:
-    """Which axes' exponents the (weighted, centred) design pins down, and its rank."""
+# A direction of the design is identified when the cells' own errors pin the exponent
+# along it to better than this standard error. Relative to the noise, not to float eps:
+# an axis that is constant up to rounding (T = 512.82 in every cell, centred to 1e-13)
+# has a singular value of ~1e-12 in units of the errors, i.e. an exponent known to
+# ±1e12, and must not be reported. Rules differ by 0.5-1 per axis; an exponent with a
+# standard error above 2 cannot tell any of them apart.
+MAX_EXPONENT_SE = 2.0
+MIN_SPREAD_LN = 1e-3  # an axis varying by less than 0.1% across cells does not vary
+
+
+def _identified(Xw: np.ndarray, X: np.ndarray | None = None
+                ) -> tuple[np.ndarray, int, np.ndarray]:
+    """(which axes' exponents the weighted, centred design pins down, its rank, the basis
+    of the identified directions). Weights are 1/se², so a singular value sv of Xw means
+    an exponent known to ±1/sv along its direction."""
+    k = Xw.shape[1]
     if Xw.shape[0] == 0:
-        return np.zeros(Xw.shape[1], bool), 0
-    _, sv, Vt = np.linalg.svd(Xw, full_matrices=False)
-    r = int((sv > 1e-8 * max(sv.max(), 1e-300)).sum())
+        return np.zeros(k, bool), 0, np.zeros((k, 0))
+    keep = np.ones(k, bool) if X is None else np.ptp(X, axis=0) >= MIN_SPREAD_LN
+    Xk = np.where(keep[None, :], Xw, 0.0)
+    _, sv, Vt = np.linalg.svd(Xk, full_matrices=False)
+    r = int((sv > 1.0 / MAX_EXPONENT_SE).sum())
     V = Vt[:r].T
-    resid = np.eye(Xw.shape[1]) - V @ V.T  # an axis is estimable iff it lies in the row space
-    return np.linalg.norm(resid, axis=0) < 1e-6, r
+    resid = np.eye(k) - V @ V.T  # an axis is estimable iff it lies in the row space
+    return np.linalg.norm(resid, axis=0) < 1e-6, r, V
 
 
 def _why(j: int, X: np.ndarray) -> str:
-    if np.ptp(X[:, j]) < 1e-12:
+    if np.ptp(X[:, j]) < MIN_SPREAD_LN:
         return f"not identified: {AXIS_NAMES[j]} does not vary across the usable cells"
-    return f"not identified: {AXIS_NAMES[j]} varies only together with another axis"
+    return (f"not identified: {AXIS_NAMES[j]} varies too little against the cells' errors, "
+            "or only together with another axis")
 
 
 def _wrss(r: np.ndarray, w: np.ndarray) -> tuple[float, float]:
@@ -112,15 +129,19 @@ def regress(y: np.ndarray, X: np.ndarray, w: np.ndarray, seed_dof: int) -> Regre
     sw = np.sqrt(w)
     Xc, yc = X - (w @ X) / w.sum(), y - (w @ y) / w.sum()
     Xw, yw = Xc * sw[:, None], yc * sw
-    ident, rank = _identified(Xw)
-    beta = np.linalg.pinv(Xw) @ yw
+    ident, rank, V = _identified(Xw, X)
+    # Fit along the identified directions only: a near-null direction left in the
+    # pseudo-inverse would take a huge, meaningless exponent (the bn_eps T of 1e-13).
+    Z = Xw @ V
+    gamma = np.linalg.lstsq(Z, yw, rcond=None)[0] if rank else np.zeros(0)
+    beta = V @ gamma
     rss = float(np.sum((yw - Xw @ beta) ** 2))
     dof = n - 1 - rank
     if dof > 0 and rss / dof > 1.0:
         s2, dof_q, src = rss / dof, dof, "residuals"
     else:
         s2, dof_q, src = 1.0, seed_dof, "cells"
-    cov = s2 * np.linalg.pinv(Xw.T @ Xw)
+    cov = s2 * (V @ np.linalg.inv(Z.T @ Z) @ V.T) if rank else np.zeros((X.shape[1],) * 2)
     return Regression(beta, cov, ident, rank, rss, dof, s2, dof_q, src)
 
 
