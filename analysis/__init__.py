@@ -1,7 +1,7 @@
 """wdsweep's analysis: best weight decay per cell, scaling-rule fit, HTML report.
 
 Public API:
-    analyze(data, out=None, window=0.1, last=None)
+    analyze(data, out=None, window=0.1, last=None, run_col=None, ignore=(), figures=True)
                                        -- the whole pipeline; data is a study dir, a
                                          Ray Tune experiment dir, a CSV/Parquet file
                                          or a DataFrame; returns an Analysis
@@ -9,7 +9,7 @@ Public API:
                                          .curves, .events, .hist), the fit as a dict
                                          (.fit, as fit.json) and .write(out)
     AnalysisError                      -- bad input; str() is one line
-    load(data)                         -- the canonical per-evaluation table and cell keys
+    load(data, run_col, ignore)        -- the canonical per-evaluation table and cell keys
     summarize, best_lambda, seed_edges, cell_edges, curve_table, fit_rules,
     detect_collapses, collapse_period, to_weight_decay, RULES
                                        -- the pure steps, DataFrames in, numbers out
@@ -18,6 +18,9 @@ Never imports ray (it reads Tune's files with pandas and json) nor torch.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -35,9 +38,11 @@ from analysis._schema import AnalysisError
 from analysis._summary import summarize
 
 
-def load(data: str | pd.DataFrame) -> Frame:
-    """Read any input kind into the canonical table (Frame.hist) with its cell keys."""
-    return _normalize(_read(data))
+def load(data: str | Path | pd.DataFrame, run_col: str | None = None,
+         ignore: Sequence[str] = ()) -> Frame:
+    """Read any input kind into the canonical table (Frame.hist) with its cell keys;
+    `run_col` and `ignore` as in `analyze`."""
+    return _normalize(_read(data), run_col, ignore)
 
 
 __all__ = [

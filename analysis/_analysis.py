@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ import pandas as pd
 
 from analysis import _best, _decide, _edges, _load, _normalize, _summary
 from analysis._schema import AXES, UNIT_LABEL, AnalysisError
+
+NO_FIGURES = "figures not drawn (--no-figures / figures=False): the notes below on absent "\
+    "figures do not apply"
 
 
 @dataclass
@@ -38,8 +42,9 @@ class Analysis:
     def unit_label(self) -> str:
         return UNIT_LABEL[self.unit]
 
-    def write(self, out: str | Path) -> Path:
-        """Write the CSVs, fit.json, the figures and report.html into `out`; return the report."""
+    def write(self, out: str | Path, figures: bool = True) -> Path:
+        """Write the CSVs, fit.json, the figures (unless not `figures`) and report.html into
+        `out`; return the report."""
         from analysis import _plots, _report  # lazy: matplotlib
 
         out = Path(out)
@@ -51,7 +56,10 @@ class Analysis:
         self.events.to_csv(out / "collapses.csv", index=False)
         fit = json.dumps(_jsonable(self.fit), indent=2, ensure_ascii=False)
         (out / "fit.json").write_text(fit + "\n", encoding="utf-8")
-        self.figures = _plots.all_figures(self, out)
+        if figures:
+            self.figures = _plots.all_figures(self, out)
+        elif NO_FIGURES not in self.warnings:
+            self.warnings.append(NO_FIGURES)
         return _report.write(self, out)
 
 
@@ -88,9 +96,12 @@ def _checks(runs: pd.DataFrame, cells: pd.DataFrame, keys: list[str], unit: str,
                  f"final {window:.0%} of their steps (as few as {int(runs['n_window'].min())})"
                  ": their final metrics rest on too few evaluations; evaluate more often or "
                  "widen --window")
-    lams = runs.loc[~nan & (runs["lam"] > 0), "lam"].map(_normalize.fmt).nunique()
-    if lams <= 1:
-        what = "a single λ > 0" if lams else "no λ > 0 (only the λ = 0 baseline)"
+    pos = runs.loc[~nan & (runs["lam"] > 0)]
+    lams = pos["lam"].map(_normalize.fmt).nunique()
+    per_cell = pos.groupby("cell")["lam"].nunique().max() if len(pos) else 0
+    if per_cell <= 1:
+        what = ("a single λ > 0" if lams == 1 else "no λ > 0 (only the λ = 0 baseline)"
+                if not lams else f"each cell holds a single λ > 0 ({lams} over the table)")
         w.append(f"{what} ({unit}): no best λ can be located and no rule fitted; "
                  "only per-run metrics and curves are reported")
     elif "edge" in cells and (cells["edge"] != "").any():
@@ -117,13 +128,16 @@ def _checks(runs: pd.DataFrame, cells: pd.DataFrame, keys: list[str], unit: str,
 
 
 def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
-            window: float = _summary.WINDOW, last: int | None = None, tol: float = 0.02
+            window: float = _summary.WINDOW, last: int | None = None, tol: float = 0.02,
+            run_col: str | None = None, ignore: Sequence[str] = (), figures: bool = True
             ) -> Analysis:
     """Analyze a study dir, a Ray Tune experiment dir, a CSV/Parquet table or a DataFrame.
 
     ``window``: the final fraction of each run's steps whose evaluations are averaged
     for its final metrics; ``last``: instead, the number of last evaluations averaged;
-    ``tol``: the plateau is every λ within this fraction of the best mean accuracy.
+    ``tol``: the plateau is every λ within this fraction of the best mean accuracy;
+    ``run_col``: the column naming runs (found by name when None); ``ignore``: columns
+    left out altogether; ``figures``: False writes the tables and report without them.
     Raises AnalysisError (one line) when nothing can be analyzed.
     """
     if last is not None and last < 1:
@@ -132,7 +146,7 @@ def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
         raise AnalysisError(f"--window must be a fraction of the run in (0, 1], got {window}")
     if not 0 <= tol < 1:
         raise AnalysisError(f"tol must be a fraction in [0, 1), got {tol}")
-    frame = _normalize.normalize(_load.read(data))
+    frame = _normalize.normalize(_load.read(data), run_col, ignore)
     runs, events = _summary.summarize(frame.hist, frame.keys, frame.curves, window, last)
     cells, seeds, pool = _best.best_lambda(runs, frame.keys, tol=tol)
     if cells.empty:
@@ -151,5 +165,5 @@ def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
     a = Analysis(runs, cells, seeds, _best.curve_table(runs), fit, events, frame.hist,
                  frame.keys, frame.unit, frame.curves, warn)
     if out is not None:
-        a.write(out)
+        a.write(out, figures)
     return a

@@ -9,11 +9,13 @@ the cell keys: every config column that varies, except λ, seeds and execution).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from analysis import _runs
 from analysis._load import Raw
 from analysis._schema import (
     AXES,
@@ -43,11 +45,15 @@ class Frame:
     warnings: list[str] = field(default_factory=list)
 
 
-def normalize(raw: Raw) -> Frame:
-    df, notes = raw.frame.copy(), list(raw.notes)
+def normalize(raw: Raw, run_col: str | None = None, ignore: Sequence[str] = ()) -> Frame:
+    """`run_col`: the column naming runs (else found by name, see `_runs`); `ignore`:
+    columns left out of the analysis altogether."""
+    # The loader owns raw.frame (a DataFrame handed in is copied there): changed in place,
+    # never copied again -- at 10^4 runs the history is the memory.
+    df, notes = raw.frame, list(raw.notes)
     if df.empty or not len(df.columns):
         raise AnalysisError("the input has no rows")
-    df = _finals_as_metrics(df)
+    df = _runs.identify(_finals_as_metrics(df), run_col, ignore, notes)
     if "precision" in df:  # the trainer leaves its default (fp32) out of the tables
         df["precision"] = df["precision"].fillna(FIELDS["precision"].default)
     cfg = _config_columns(df)
@@ -59,7 +65,9 @@ def normalize(raw: Raw) -> Frame:
     curves = _steps(df, notes)
     keys = _cell_keys(df, cfg)
     runs = df.drop_duplicates("run")  # label runs, not every evaluation
+    _runs.refuse_run_names(runs, keys)
     df["cell"] = df["run"].map(dict(zip(runs["run"], labels(runs, keys))))
+    _runs.refuse_single_lambda(df.drop_duplicates("run"), keys)
     return Frame(df.reset_index(drop=True), keys, unit, curves, raw.kind, notes)
 
 

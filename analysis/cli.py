@@ -20,11 +20,14 @@ DEFAULT_WINDOW = 0.1  # final fraction of each run's steps averaged for its fina
 
 
 def main(args: argparse.Namespace) -> int:
-    """`args` has .path, .out, .window and .last (None: the defaults)."""
+    """`args` has .path, .out and optionally .window, .last (None: the defaults),
+    .run_col, .ignore and .figures (see `add_options`)."""
     window = getattr(args, "window", None)
     try:
         a = analyze(args.path, args.out, window=DEFAULT_WINDOW if window is None else window,
-                    last=getattr(args, "last", None))
+                    last=getattr(args, "last", None), run_col=getattr(args, "run_col", None),
+                    ignore=getattr(args, "ignore", None) or (),
+                    figures=getattr(args, "figures", True))
     except AnalysisError as e:
         print(f"wdsweep analyze: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -39,13 +42,25 @@ def main(args: argparse.Namespace) -> int:
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
-    """--window / --last, shared with `wdsweep analyze`."""
+    """--window / --last, --run-col, --ignore, --no-figures (as `wdsweep analyze`)."""
     g = p.add_mutually_exclusive_group()
     g.add_argument("--window", type=float, default=None, metavar="FRACTION",
                    help="final metrics = mean over the last FRACTION of each run's steps "
                         f"(default {DEFAULT_WINDOW})")
     g.add_argument("--last", type=int, default=None, metavar="N",
                    help="final metrics = mean of each run's last N evaluations instead")
+    add_table_options(p)
+
+
+def add_table_options(p: argparse.ArgumentParser) -> None:
+    """How a foreign table's runs are told apart, and headless batch use."""
+    p.add_argument("--run-col", default=None, metavar="COL",
+                   help="the column naming runs (default: found by name: run_id, run_name, "
+                        "trial_id, name, id, ...)")
+    p.add_argument("--ignore", nargs="+", default=None, metavar="COL",
+                   help="columns to leave out of the analysis (never cell axes)")
+    p.add_argument("--no-figures", dest="figures", action="store_false",
+                   help="write the tables and the report without figures")
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -126,6 +126,14 @@ def _parser() -> argparse.ArgumentParser:
                         "(default 0.1)")
     g.add_argument("--last", type=int, default=None, metavar="N",
                    help="final metrics = mean of each run's last N evaluations instead")
+    # As analysis.cli.add_table_options (not imported here: it loads pandas).
+    a.add_argument("--run-col", default=None, metavar="COL",
+                   help="the column naming runs (default: found by name: run_id, run_name, "
+                        "trial_id, name, id, ...)")
+    a.add_argument("--ignore", nargs="+", default=None, metavar="COL",
+                   help="columns to leave out of the analysis (never cell axes)")
+    a.add_argument("--no-figures", dest="figures", action="store_false",
+                   help="write the tables and the report without figures")
     return p
 
 

@@ -99,3 +99,18 @@ def test_unwritable_out_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     (tmp_path / "file").write_text("not a directory")
     rc, err = _run(_table(tmp_path, _base()), tmp_path / "file", capsys)
     assert rc == 2 and err.startswith("wdsweep analyze: error: cannot write")
+
+
+def test_wdsweep_cli_takes_run_col_ignore_and_no_figures(tmp_path: Path, wdsweep) -> None:
+    df = _base().assign(wandb_path=lambda d: [f"ent/proj/{i:04x}" for i in range(len(d))],
+                        runtime_s=lambda d: np.arange(len(d)) * 1.5)
+    t = _table(tmp_path, df)
+    r = wdsweep("analyze", t, "--out", tmp_path / "o1", timeout=120)
+    assert r.returncode == 2 and "--run-col wandb_path" in r.stderr, r.stderr
+    r = wdsweep("analyze", t, "--out", tmp_path / "o2", "--run-col", "wandb_path", "--ignore",
+                "runtime_s", "--no-figures", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "figures not drawn" in r.stderr
+    assert not list((tmp_path / "o2").glob("*.png"))
+    cells = pd.read_csv(tmp_path / "o2" / "lambda_star.csv")
+    assert len(cells) == 1 and np.isfinite(cells["lambda_star"]).all()
