@@ -2,23 +2,32 @@
 
 Hard bounds (bad input, refused): seeds that overflow the data generators, a
 per-step decay that flips or explodes the weights, a pack whose memory exceeds
-this machine's, grids beyond MAX_MEMBERS, members that are equal after
-canonicalization. Soft bounds (refused unless `--yes`): more than
-CONFIRM_MEMBERS members, or more than CONFIRM_CORE_HOURS estimated core-hours.
+this machine's (trainer.memory), grids beyond MAX_MEMBERS, members that are equal
+after canonicalization. Soft bounds (refused unless `--yes`): more than
+CONFIRM_MEMBERS members, or more than CONFIRM_CORE_HOURS estimated core-hours
+(trainer.memory's cost model, the same one the plan's core-minutes come from).
+
+When a bound is exceeded the error names the key that made it so: of the keys the
+user set, the one whose reset to the reference (the preset, or the trainer's
+defaults) lowers the offending quantity the most.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from trainer import ConfigError, TrainConfig
+from trainer.config import DECAY_KEYS, FIELDS
+from trainer.memory import core_seconds, host_bytes, trial_seconds
 
 MAX_SEED = 2**31 - 1
 MAX_MEMBERS = 200_000  # a study's grid, even with --yes
 CONFIRM_MEMBERS = 10_000  # beyond this, --yes
 CONFIRM_CORE_HOURS = 1_000.0  # estimated compute beyond this, --yes
+GIB = 2**30
 
 
 def check_grid_size(spec, yes: bool) -> None:
@@ -33,14 +42,6 @@ def check_grid_size(spec, yes: bool) -> None:
         raise SpecError("grid", f"{n:,} members; more than {CONFIRM_MEMBERS:,} needs --yes")
 
 
-def memory_bytes(m: TrainConfig, k: int) -> int:
-    """A rough upper estimate of a pack's training memory: weights, grads and two
-    optimizer moments per parameter, plus activations of one batch."""
-    params = m.width * 64 + m.depth * (m.width**2 + 4 * m.width) + m.width * 64
-    acts = m.batch_size * m.width * (2 * m.depth + 2) * 4
-    return 4 * k * (4 * params + acts)
-
-
 def _ram() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -48,8 +49,52 @@ def _ram() -> int:
         return 2**40
 
 
-def check_members(members: Sequence[TrainConfig], prefix: str = "") -> None:
-    """Hard bounds on each member and on the pack it trains in (ConfigError)."""
+def _reset(members: Sequence[TrainConfig], key: str,
+           ref: TrainConfig) -> list[TrainConfig] | None:
+    """The members with `key` as in `ref` (a decay unit or the run length: all its
+    units); None when that is not a valid config."""
+    keys = DECAY_KEYS if key in DECAY_KEYS else ("epochs", "steps") \
+        if key in ("epochs", "steps") else (key,)
+    try:
+        return [dataclasses.replace(m, **{k: getattr(ref, k) for k in keys}) for m in members]
+    except ConfigError:
+        return None
+
+
+Cost = Callable[[Sequence[TrainConfig]], float]
+
+
+def culprit(members: Sequence[TrainConfig], keys: Iterable[str], ref: TrainConfig,
+            cost: Cost, limit: float | None = None) -> str | None:
+    """Of `keys`, the one to blame for cost(members) > limit: one whose reset to `ref`
+    brings it within the limit, a number before a choice (modulus before task), else the
+    one whose reset lowers it the most. None: no reset lowers it."""
+    now, scored, m = cost(members), [], members[0]
+    for key in keys:
+        if key not in FIELDS or getattr(m, key) == getattr(ref, key):
+            continue
+        other = _reset(members, key, ref)
+        if other is None or (c := cost(other)) >= now:
+            continue
+        v = getattr(m, key)
+        numeric = isinstance(v, int | float) and not isinstance(v, bool)
+        scored.append((limit is not None and c > limit, not numeric, c, key))
+    return min(scored)[3] if scored else None
+
+
+def _given(m: TrainConfig, keys: Iterable[str] | None, ref: TrainConfig) -> list[str]:
+    if keys is not None:
+        return list(keys)
+    return [k for k in FIELDS if getattr(m, k) != getattr(ref, k)]
+
+
+def check_members(members: Sequence[TrainConfig], prefix: str = "", *,
+                  ref: TrainConfig | None = None, keys: Iterable[str] | None = None,
+                  on_device: bool = False) -> None:
+    """Hard bounds on each member and on the pack it trains in (ConfigError naming
+    prefix + key). `keys`: the keys the user set (default: those that differ from
+    `ref`, by default the trainer's defaults)."""
+    ref = ref or TrainConfig()
     for m in members:
         for key in ("seed", "data_seed"):
             v = getattr(m, key)
@@ -58,18 +103,54 @@ def check_members(members: Sequence[TrainConfig], prefix: str = "") -> None:
                                   f"[0, {MAX_SEED}]")
         d = m.decay
         if not d.decay_per_step <= 1:
-            key = next(k for k in ("weight_decay", "decay_per_step", "lambda_norm")
-                       if getattr(m, k) is not None)
-            raise ConfigError(f"{prefix}{key}", f"got {getattr(m, key):g}: a per-step decay "
+            given = _given(m, keys, ref)
+            key = culprit([m], given, ref, lambda c: c[0].decay.decay_per_step, 1.0) or next(
+                k for k in DECAY_KEYS if getattr(m, k) is not None)
+            raise ConfigError(f"{prefix}{key}", f"got {getattr(m, key)!r}: a per-step decay "
                               f"lr*weight_decay of {d.decay_per_step:g}; allowed: at most 1 "
                               "(each step multiplies weights by 1 - lr*weight_decay)")
     if members:
-        need, have = memory_bytes(members[0], len(members)), _ram()
-        if need > have:
-            raise ConfigError(f"{prefix}width", f"got width {members[0].width}, depth "
-                              f"{members[0].depth}, batch {members[0].batch_size} x "
-                              f"{len(members)} members: ~{need / 2**30:.0f} GiB, more than "
-                              f"this machine's {have / 2**30:.0f} GiB; allowed: a smaller model")
+        _check_memory(members, prefix, ref, keys, on_device)
+
+
+def _check_memory(members: Sequence[TrainConfig], prefix: str, ref: TrainConfig,
+                  keys: Iterable[str] | None, on_device: bool) -> None:
+    need, have, k = host_bytes(members, on_device), _ram(), len(members)
+    if need <= have:
+        return
+    m = members[0]
+    said = f"~{need / GIB:,.1f} GiB for {k} member{'s' * (k > 1)}, more than this " \
+        f"machine's {have / GIB:.0f} GiB"
+    one = host_bytes(members[:1], on_device)
+    if k > 1 and one <= have:  # the pack, not the member, is too large
+        fit = max(n for n in range(1, k) if host_bytes(members[:n], on_device) <= have)
+        where = "pack" if not prefix else prefix.strip()
+        raise ConfigError(where, f"got {k} members per trial: {said}; allowed: at most "
+                          f"{fit} members of this shape per trial")
+    key = culprit(members, _given(m, keys, ref), ref,
+                  lambda c: float(host_bytes(c, on_device)), have) or "width"
+    raise ConfigError(f"{prefix}{key}", f"got {getattr(m, key)!r}: {said}; allowed: "
+                      f"{_largest(members, key, have, on_device)}")
+
+
+def _largest(members: Sequence[TrainConfig], key: str, have: int, on_device: bool) -> str:
+    """'KEY <= N here' for an integer key (the largest value that fits), else 'another KEY'."""
+    v = getattr(members[0], key)
+    if not isinstance(v, int) or isinstance(v, bool):
+        return f"another {key}"
+
+    def fits(n: int) -> bool:
+        try:
+            pack = [dataclasses.replace(m, **{key: n}) for m in members]
+        except ConfigError:
+            return False
+        return host_bytes(pack, on_device) <= have
+
+    lo, hi = 0, v  # fits(hi) is False; the answer is in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return f"{key} <= {lo:,} here" if lo >= 1 and fits(lo) else f"a smaller {key}"
 
 
 def check_unique(members: Sequence[TrainConfig], where: str) -> None:
@@ -83,9 +164,12 @@ def check_unique(members: Sequence[TrainConfig], where: str) -> None:
 
 
 def core_hours(members: Sequence[TrainConfig], cpus: float = 1) -> float:
-    from sweep.plan import est_ms_per_step
+    """One pack trained by `wdsweep train` (no Tune)."""
+    return trial_seconds(members) * cpus / 3600 if members else 0.0
 
-    return sum(m.total_steps * est_ms_per_step(m) for m in members) / 3.6e6 * cpus
+
+def plan_core_hours(trials: Sequence[Sequence[TrainConfig]], cpus_per_trial: float) -> float:
+    return core_seconds(trials, cpus_per_trial) / 3600
 
 
 def check_compute(hours: float, where: str, yes: bool) -> None:
@@ -96,16 +180,40 @@ def check_compute(hours: float, where: str, yes: bool) -> None:
 
 def check_plan(plan, spec, yes: bool) -> None:
     """Per-trial memory and the whole plan's compute."""
-    from sweep.spec import SpecError
+    from sweep.spec import SpecError, preset_config
 
+    ref, keys = preset_config(spec), [*spec.fixed, *spec.grid]
+    on_device = spec.gpus_per_trial > 0
+    where = _locator(spec)
     for t in plan.trials:
         try:
-            check_members(t.members)
+            check_members(t.members, ref=ref, keys=keys, on_device=on_device)
         except ConfigError as e:
-            where = f"grid.{e.key}" if e.key in spec.grid else f"fixed.{e.key}"
-            raise SpecError(where, str(e).split(": ", 1)[1]) from None
-    todo = [m for t in plan.trials for m in t.members]
-    try:
-        check_compute(core_hours(todo, spec.cpus_per_trial), "fixed.steps", yes)
-    except ConfigError as e:
-        raise SpecError(e.key, str(e).split(": ", 1)[1]) from None
+            raise SpecError(where(e.key), str(e).split(": ", 1)[1]) from None
+    packs = [t.members for t in plan.trials]
+    hours = plan_core_hours(packs, spec.cpus_per_trial)
+    if hours <= CONFIRM_CORE_HOURS or yes:
+        return
+    # The costliest trial's key, when resetting it would bring the plan under the bound;
+    # else the grid's size is what costs.
+    worst = max(packs, key=trial_seconds)
+    cost = trial_seconds(worst)
+    limit = cost * CONFIRM_CORE_HOURS / hours  # the worst trial's share of the bound
+    key = culprit(worst, keys, ref, trial_seconds, limit)
+    if key is not None:
+        reset = _reset(worst, key, ref)
+        if reset is None or trial_seconds(reset) > limit:
+            key = None
+    at = where(key) if key else "grid" if len(plan.members) > 1 else where("steps")
+    raise SpecError(at, f"~{hours:,.0f} estimated core-hours for {len(plan.members):,} "
+                    f"members; more than {CONFIRM_CORE_HOURS:,.0f} needs --yes")
+
+
+def _locator(spec) -> Callable[[str], str]:
+    def where(key: str) -> str:
+        if key == "pack":
+            return "run.pack"
+        if key in spec.grid:
+            return f"grid.{key}"
+        return f"fixed.{key}"
+    return where

@@ -18,13 +18,6 @@ from sweep.spec import Spec, SpecError, base_config
 from trainer import ConfigError, TrainConfig, build
 from trainer.config import PACKABLE
 
-# Measured: ms per member-step of the seed model (batch 64, width 256) on one core of
-# the 2-core dev box, in a sweep of two 12-member packs side by side, evaluation and
-# checkpoints included (Tune fit / member-steps per core; docs/benchmarks.md,
-# 2026-11-26); scaled by matmul work for other shapes. Only for the plan's estimate.
-SEED_MS_PER_STEP = {"fp32": 2.8, "bf16": 2.1}
-_SEED_WORK = 64 * (64 * 256 + 4 * 256 * 256 + 256 * 32)
-
 
 @dataclass(frozen=True)
 class Trial:
@@ -50,32 +43,31 @@ class Plan:
         return len({repr(sorted((k, v) for k, v in m.canonical().items() if k not in drop))
                     for m in self.members})
 
+    def core_minutes(self, cpus_per_trial: float) -> float:
+        """Estimated compute of the trials still to run (trainer.memory's cost model)."""
+        from trainer.memory import core_seconds
+
+        return core_seconds([t.members for t in self.trials], cpus_per_trial) / 60
+
     def summary(self, cpus_per_trial: float) -> str:
         todo = [m for t in self.trials for m in t.members]
-        steps = sum(m.total_steps for m in todo)
-        core_h = sum(m.total_steps * est_ms_per_step(m) for m in todo) / 3.6e6 * cpus_per_trial
+        steps, minutes = sum(m.total_steps for m in todo), self.core_minutes(cpus_per_trial)
         return (f"plan: {self.cells} cells, {len(self.members)} members "
                 f"({self.skipped} already done), {len(self.trials)} trials to run with "
-                f"{len(todo)} members, {steps:,} member-steps, ~{core_h * 60:.1f} core-minutes"
+                f"{len(todo)} members, {steps:,} member-steps, ~{minutes:,.1f} core-minutes"
                 + "".join(f"; {n}" for n in self.notes))
 
     def record(self, cpus_per_trial: float) -> dict[str, Any]:
         """The plan as data (`wdsweep run --dry-run --json`): totals and each trial's
         members with λ, seed, b, B and T."""
         todo = [m for t in self.trials for m in t.members]
-        core_h = sum(m.total_steps * est_ms_per_step(m) for m in todo) / 3.6e6 * cpus_per_trial
         return dict(cells=self.cells, members=len(self.members), already_done=self.skipped,
                     to_run=len(todo), member_steps=sum(m.total_steps for m in todo),
-                    core_minutes=round(core_h * 60, 2),
+                    core_minutes=round(self.core_minutes(cpus_per_trial), 2),
                     trials=[dict(key=t.key, members=[dict(
                         config_hash=m.config_hash(), weight_decay=m.decay.weight_decay,
                         seed=m.seed, batch_size=m.batch_size, train_size=m.train_size,
                         total_steps=m.total_steps) for m in t.members]) for t in self.trials])
-
-
-def est_ms_per_step(m: TrainConfig) -> float:
-    work = m.batch_size * (m.width * 64 + 2 * m.depth * m.width**2 + m.width * 32)
-    return SEED_MS_PER_STEP[m.precision] * work / _SEED_WORK
 
 
 def pack_size(spec: Spec, m: TrainConfig, gpu_memory: int | None = None) -> int:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sweep._limits import check_paths, check_resource, check_storage, parse_toml
 from trainer import ConfigError, preset
-from trainer.config import DECAY_KEYS, FIELDS
+from trainer.config import DECAY_KEYS, FIELDS, MAX_INT
 from trainer.presets import PRESETS, coerce
 from trainer.user import arg_key
 
@@ -60,20 +60,21 @@ class Spec:
 
 def load(path: Path) -> Spec:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise SpecError("spec", f"cannot read {path}: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise SpecError("spec", f"byte 0x{data[e.start]:02X} at line {line} is not UTF-8; "
+                        "allowed: a UTF-8 TOML file") from None
     return parse(text, path.parent)
 
 
 def parse(text: str, base: Path | None = None) -> Spec:
     """`base`: the spec's directory, against which `code` is resolved (default: cwd)."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        msg = str(e).replace("(at end of document)",
-                             f"(at line {len(text.splitlines())}, the end of the document)")
-        raise SpecError("spec", f"TOML syntax error: {msg}") from None
+    raw = parse_toml(text)
     _only(raw, SECTIONS["top"], "")
     name = raw.get("name")
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
@@ -87,6 +88,11 @@ def parse(text: str, base: Path | None = None) -> Spec:
         _check_key(f"fixed.{k}", k)
         coerce_in(f"fixed.{k}", k, v)
     grid = {k: _axis(k, v) for k, v in _table(raw, "grid").items()}
+    for k in grid:
+        if k in fixed or k in raw:
+            other = f"fixed.{k}" if k in fixed else f"the top-level {k}"
+            raise SpecError(f"grid.{k}", f"also set as {other}; allowed: a key in one "
+                            "place, [fixed] or [grid]")
     units = [f"fixed.{k}" for k in fixed if k in DECAY_KEYS] + \
         [f"grid.{k}" for k in grid if k in DECAY_KEYS]
     if len(units) > 1:
@@ -94,24 +100,22 @@ def parse(text: str, base: Path | None = None) -> Spec:
                         f"allowed: one of {', '.join(DECAY_KEYS)}, in [fixed] or [grid]")
     from sweep._code import parse_user
 
+    check_paths(raw.get("code"), base)
     user, code = parse_user(raw, fixed, grid, base)
     res, run = _table(raw, "resources"), _table(raw, "run")
     _only(res, SECTIONS["resources"], "resources.")
     _only(run, SECTIONS["run"], "run.")
-    storage = run.get("storage")
-    if storage is not None and (not isinstance(storage, str) or not storage):
-        raise SpecError("run.storage", f"got {storage!r}; a local path, NFS path or s3://...")
     return Spec(
         name=name, preset=pre, fixed=fixed, grid=grid, user=user, code=code,
-        cpus_per_trial=_number(res, "resources.cpus_per_trial", "cpus_per_trial", 1, lo=0,
-                               lo_open=True),
-        gpus_per_trial=_number(res, "resources.gpus_per_trial", "gpus_per_trial", 0, lo=0),
+        cpus_per_trial=check_resource(res, "cpus_per_trial", 1, zero=False),
+        gpus_per_trial=check_resource(res, "gpus_per_trial", 0, zero=True),
         pack=int(_number(run, "run.pack", "pack", 8, lo=1, integer=True)),
         checkpoint_every=int(_number(run, "run.checkpoint_every", "checkpoint_every", 2000,
                                      lo=1, integer=True)),
         max_failures=int(_number(run, "run.max_failures", "max_failures", 2, lo=0,
                                  integer=True)),
-        storage=storage, callbacks=_callbacks(run.get("callbacks", [])), text=text)
+        storage=check_storage(run.get("storage")),
+        callbacks=_callbacks(run.get("callbacks", [])), text=text)
 
 
 def _callbacks(v: Any) -> tuple[str, ...]:
@@ -126,8 +130,9 @@ def _callbacks(v: Any) -> tuple[str, ...]:
 
 
 def coerce_in(where: str, key: str, value: Any) -> Any:
+    """A TOML value as the field's type: a number must be a TOML number, not a string."""
     try:
-        return coerce(key, value)
+        return coerce(key, value, strict=True)
     except ConfigError as e:
         raise SpecError(where, str(e).split(": ", 1)[1]) from None
 
@@ -194,11 +199,24 @@ def _number(t: dict, where: str, key: str, default: float, *, lo: float,
     v = t.get(key, default)
     kind = "an integer" if integer else "a number"
     bad = (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
-           or (integer and not float(v).is_integer()) or v < lo or (lo_open and v == lo))
+           or (integer and not float(v).is_integer()) or v < lo or (lo_open and v == lo)
+           or (integer and v > MAX_INT))
     if bad:
         bound = f"> {lo}" if lo_open else f">= {lo}"
-        raise SpecError(where, f"got {v!r}; must be {kind} {bound}")
+        raise SpecError(where, f"got {v!r}; must be {kind} {bound}"
+                        + (f" and <= {MAX_INT}" if integer else ""))
     return v
+
+
+def preset_config(spec: Spec):
+    """The preset with the spec's own task and model: what a key set in [fixed] or
+    [grid] is compared with when a bound names the key that exceeded it."""
+    from trainer import build
+
+    try:
+        return build(preset(spec.preset), spec.user)
+    except ConfigError:
+        return preset(spec.preset)
 
 
 def base_config(spec: Spec):

@@ -38,6 +38,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Keys that change how a run is executed, not what it computes: left out of the hash.
 _EXECUTION_ONLY = ("device", "threads", "checkpoint_every", "cuda_graph", "compile_update")
 USER_KEYS = ("model", "task_args", "model_args")  # trainer.user
+MAX_INT = 2**63 - 1  # every integer key: the data and the schedule are int64 tensors
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,11 @@ def _validate(c: TrainConfig) -> None:
     for key, allowed in CHOICES.items():
         if getattr(c, key) not in allowed and not (key == "task" and ":" in c.task):
             raise ConfigError(key, f"got {getattr(c, key)!r}; allowed: {', '.join(allowed)}")
+    for f in fields(c):
+        v = getattr(c, f.name)
+        if isinstance(v, int) and not isinstance(v, bool) and not -MAX_INT <= v <= MAX_INT:
+            raise ConfigError(f.name, f"got an integer of {abs(v).bit_length()} bits; must be "
+                              f"in [-{MAX_INT}, {MAX_INT}] (int64)")
     positive_ints = ("train_size", "val_size", "test_size", "bits", "width", "batch_size",
                      "checkpoint_every", "modulus")
     for key in positive_ints:
@@ -238,5 +244,5 @@ def _validate(c: TrainConfig) -> None:
         ds = getattr(c, key)
         if not ds or any(not 1 <= d <= 9 for d in ds):
             raise ConfigError(key, f"got {ds}; must be digit counts in 1..9")
-        if 2 * 10 ** max(ds) >= 2 ** c.bits:
+        if (2 * 10 ** max(ds)).bit_length() > c.bits:  # >= 2**bits; 2**bits may be huge
             raise ConfigError("bits", f"got {c.bits}; too few for sums of {max(ds)}-digit numbers")

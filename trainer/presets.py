@@ -9,7 +9,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trainer.config import FIELDS, PACKABLE, ConfigError, TrainConfig
+from trainer.config import FIELDS, MAX_INT, PACKABLE, ConfigError, TrainConfig
 from trainer.user import ARG_TABLES, arg_key, check_args
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -50,8 +50,9 @@ def _base_type(key: str) -> Any:
     return tp
 
 
-def coerce(key: str, value: Any) -> Any:
-    """A user value (string from the CLI, or a TOML value) as the field's type."""
+def coerce(key: str, value: Any, strict: bool = False) -> Any:
+    """A user value (string from the CLI, or a TOML value) as the field's type. `strict`
+    (a TOML value): a number, a bool or a list must be one, not a string of it."""
     if key in ARG_TABLES or arg_key(key):  # task_args / model_args (trainer.user)
         check_args(key, value) if key in ARG_TABLES else check_args(key.split(".")[0],
                                                                     {key.split(".")[1]: value})
@@ -63,13 +64,30 @@ def coerce(key: str, value: Any) -> Any:
         if FIELDS[key].default is None:
             return None
         raise ConfigError(key, "may not be empty")
+    if strict and tp is not str and (isinstance(value, str) or (
+            typing.get_origin(tp) is tuple and isinstance(value, list)
+            and any(isinstance(v, str) for v in value))):
+        raise ConfigError(key, f"got {_shown(value)}, a string; must be {_type_name(tp, strict)}"
+                          " (write it without quotes)")
     try:
         if typing.get_origin(tp) is tuple:
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(_scalar(int, v) for v in items)
         return _scalar(tp, value)
+    except OverflowError:
+        raise ConfigError(key, f"got {_shown(value)}; must be an integer in [-{MAX_INT}, "
+                          f"{MAX_INT}] (int64)") from None
     except (TypeError, ValueError):
-        raise ConfigError(key, f"got {value!r}; expected {_type_name(tp)}") from None
+        raise ConfigError(key, f"got {_shown(value)}; expected {_type_name(tp, strict)}") \
+            from None
+
+
+def _shown(v: Any) -> str:
+    """repr(v) for a message: a huge integer by its size (its digits would fill screens)."""
+    if isinstance(v, int) and v.bit_length() > 64:
+        return f"an integer of {v.bit_length()} bits"
+    r = repr(v)
+    return r if len(r) <= 60 else f"{r[:50]}... ({len(r)} characters)"
 
 
 def _scalar(tp: Any, v: Any) -> Any:
@@ -82,13 +100,17 @@ def _scalar(tp: Any, v: Any) -> Any:
     if tp is int:
         if isinstance(v, bool):
             raise ValueError(v)
-        f = float(v)
-        if not f.is_integer():
-            raise ValueError(v)
-        return int(f)
+        if not isinstance(v, int):  # "12", 12.0: an int as given would not be rounded
+            f = float(v)
+            if not f.is_integer():
+                raise ValueError(v)
+            v = int(f)
+        if not -MAX_INT <= v <= MAX_INT:
+            raise OverflowError(v)
+        return v
     if tp is float:
-        if isinstance(v, bool):
-            raise ValueError(v)
+        if isinstance(v, bool) or isinstance(v, int) and v.bit_length() > 1000:
+            raise ValueError(v)  # float() would raise OverflowError
         f = float(v)
         if math.isnan(f):
             raise ValueError(v)
@@ -98,9 +120,9 @@ def _scalar(tp: Any, v: Any) -> Any:
     raise TypeError(v)
 
 
-def _type_name(tp: Any) -> str:
+def _type_name(tp: Any, strict: bool = False) -> str:
     if typing.get_origin(tp) is tuple:
-        return "a comma list of integers"
+        return "a list of integers" if strict else "a comma list of integers"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[tp]
 
 
