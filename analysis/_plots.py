@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from analysis import _panels
 from analysis._fit import RULES, predict, usable
+from analysis._panels import log_x as _log_x
+from analysis._panels import plt_ as _plt
+from analysis._panels import save as _save
+from analysis._plot_acc import acc_vs_lambda
 from trainer import units
 
 if TYPE_CHECKING:
@@ -20,41 +25,10 @@ _RULE_STYLE = {"sqrt": ("tab:blue", "o"), "epoch_timescale": ("tab:orange", "s")
                "fraction_of_run": ("tab:green", "^"), "constant": ("tab:gray", "D")}
 
 
-def _log_x(ax: Any) -> None:
-    """A log x axis whose labels never collide: under two decades matplotlib labels
-    every minor tick; there, label 1-2-5 ticks plainly and leave the minor ones bare."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    ax.set_xscale("log")
-    lo, hi = ax.get_xlim()
-    if hi / lo < 100:
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 10, "axes.grid": True, "grid.alpha": 0.3})
-    return plt
-
-
 def _colors(n: int) -> list[Any]:
     plt = _plt()
     cmap = plt.get_cmap("tab10" if n <= 10 else "viridis")
     return [cmap(i if n <= 10 else i / max(n - 1, 1)) for i in range(n)]
-
-
-def _save(fig: Any, path: Path) -> Path:
-    """PNG for the report, and an SVG beside it for papers."""
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    fig.savefig(path.with_suffix(".svg"), bbox_inches="tight")
-    _plt().close(fig)
-    return path
 
 
 def _legend(fig: Any, ax: Any) -> None:
@@ -63,57 +37,6 @@ def _legend(fig: Any, ax: Any) -> None:
     if handles:
         fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
                    ncol=min(4, len(handles)), fontsize=8 if len(handles) <= 12 else 6)
-
-
-def _cells(a: Analysis, present: pd.Series) -> list[str]:
-    """Cells in the per-cell table's order, so a cell keeps its color in every figure."""
-    have = set(present)
-    return [c for c in a.cells["cell"] if c in have]
-
-
-def _marks(ax: Any, r: pd.Series, col: Any, y: float) -> None:
-    """λ* (▼, with its interval) at the best accuracy; the onset (▶) and collapse (◀)
-    edges as vertical ticks at the bottom, where they never hide the curves."""
-    for key, mk, yy in (("lambda_star", "v", y), ("lambda_onset", ">", 0.02),
-                        ("lambda_collapse", "<", 0.02)):
-        v = r.get(key, np.nan)
-        if not np.isfinite(v):
-            continue
-        lo, hi = r.get(f"{key}_ci_low", np.nan), r.get(f"{key}_ci_high", np.nan)
-        err = np.nan_to_num([[v - lo], [hi - v]], nan=0.0)
-        ax.errorbar(v, yy, xerr=err, fmt=mk, color=col, ms=8, mec="k", capsize=3, zorder=4)
-
-
-def acc_vs_lambda(a: Analysis, path: Path) -> Path | None:
-    cur = a.curves
-    if not (cur["lam"] > 0).any():  # nothing to put on a log axis
-        return None
-    plt = _plt()
-    cells = _cells(a, cur["cell"])
-    metrics = [m for m in ("final_test_acc", "final_train_acc") if (cur["metric"] == m).any()]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.6), squeeze=False)
-    runs = a.runs[a.runs["lam"] > 0]
-    for ax, m in zip(axes[0], metrics):
-        for cell, col in zip(cells, _colors(len(cells))):
-            c = cur[(cur["cell"] == cell) & (cur["metric"] == m)].sort_values("lam")
-            pos, zero = c[c["lam"] > 0], c[c["lam"] == 0]
-            ax.plot(pos["lam"], pos["mean"], "-", lw=1.5, color=col, label=cell)
-            seeds = runs[runs["cell"] == cell]  # every seed's own point, not only a band
-            ax.plot(seeds["lam"], seeds[m], ".", ms=4, alpha=0.6, color=col)
-            for v in zero["mean"]:  # λ = 0 is off the log axis: a dashed level instead
-                ax.axhline(v, color=col, ls="--", lw=1)
-            row = a.cells[a.cells["cell"] == cell]
-            if m == "final_test_acc" and len(row):
-                _marks(ax, row.iloc[0], col, float(row["best_acc"].iloc[0]))
-        _log_x(ax)
-        ax.set_ylim(-0.02, 1.04)
-        ax.set_xlabel(f"λ ({a.unit_label}, log scale)")
-        what = m[6:].replace("_acc", "")
-        ax.set_ylabel(f"{what} accuracy (fraction, mean over the final window)")
-        ax.set_title(f"{what} accuracy vs λ; dots: seeds; dashed: λ = 0" +
-                     ("\n▼ λ*, ▶ onset, ◀ collapse (95% intervals)" if what == "test" else ""))
-    _legend(fig, axes[0][0])
-    return _save(fig, path)
 
 
 def _chosen_runs(a: Analysis) -> pd.DataFrame:
@@ -195,8 +118,9 @@ def dstar_fit(a: Analysis, path: Path) -> Path | None:
     from matplotlib.ticker import NullFormatter
 
     xs = sorted(set(c["x"].round(12)))
-    ax.set_xticks(xs, [f"{v:.3g}" for v in xs])
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    if len(xs) <= 12:  # more would collide: matplotlib's log ticks then
+        ax.set_xticks(xs, [f"{v:.3g}" for v in xs])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("sqrt(b / (B·T))  (b batch, B train examples, T epochs)")
     ax.set_ylabel("best per-step decay d* = lr·wd*  (fraction per step)")
     ax.set_title("d* against the sqrt rule's variable, with each rule's prediction")
@@ -215,18 +139,23 @@ def collapse_view(a: Analysis, path: Path) -> Path | None:
     xs = [("weight_decay", "PyTorch weight_decay"), ("lambda_norm", "λ_norm (sqrt rule)"),
           ("tau_epoch", "τ_epoch = b/(B·d), epochs (epoch rule)"),
           ("tau_frac", "τ_iter/S = b/(B·T·d) (fraction rule)")]
-    cells = _cells(a, r["cell"])
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.4), sharey=True)
+    st = _panels.style(a.cells, a.keys, set(r["cell"]))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.4), sharey=True, squeeze=False)
     g = r.groupby(["cell", "lam"], sort=False)
     m = g[[x for x, _ in xs]].first().join(g["final_test_acc"].mean()).reset_index()
-    for ax, (x, lab) in zip(axes, xs):
-        for cell, col in zip(cells, _colors(len(cells))):
-            s = m[m["cell"] == cell].sort_values(x)
-            ax.plot(s[x], s["final_test_acc"], "-o", ms=3, color=col, label=cell)
+    per = dict(tuple(m.groupby("cell", sort=False)))
+    names = [n for n in st.color if n in per]
+    cols = [st.color[n] for n in names]
+    for ax, (x, lab) in zip(axes[0], xs):
+        cur = [per[n].sort_values(x) for n in names]
+        _panels.lines(ax, [(c[x].to_numpy(), c["final_test_acc"].to_numpy()) for c in cur],
+                      cols, lw=1.2 if st.few else 0.6)
+        _panels.points(ax, m[x].to_numpy(), m["final_test_acc"].to_numpy(),
+                       [st.color[n] for n in m["cell"]], s=9 if st.few else 2, linewidths=0)
         _log_x(ax)
         ax.set_xlabel(lab)
-    axes[0].set_ylabel("test accuracy (fraction, mean over seeds)")
-    _legend(fig, axes[0])
+    axes[0][0].set_ylabel("test accuracy (fraction, mean over seeds)")
+    _panels.finish(fig, axes, st, [])
     fig.suptitle("Collapse check: under the right rule the cells' curves line up")
     return _save(fig, path)
 
@@ -271,7 +200,8 @@ def delay(a: Analysis, path: Path) -> Path | None:
     plt = _plt()
     slope, icpt = np.polyfit(np.log(r["decay_per_step"]), np.log(r["step_to_0.9"]), 1)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    ax.loglog(r["decay_per_step"], r["step_to_0.9"], "o", ms=4, alpha=0.7, label="runs")
+    ax.loglog(r["decay_per_step"], r["step_to_0.9"], "o", ms=4, alpha=0.7, label="runs",
+              rasterized=len(r) > _panels.RASTER)
     xs = np.geomspace(r["decay_per_step"].min(), r["decay_per_step"].max(), 50)
     ax.plot(xs, np.exp(icpt) * xs**slope, "k--", label=f"fit: slope {slope:.2f} (Omnigrok: -1)")
     ax.set_xlabel("per-step decay d = lr·wd (fraction per step)")
