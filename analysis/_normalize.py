@@ -79,10 +79,16 @@ def fmt(v: object) -> str:
 
 
 def labels(df: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """'b=64, T=100' per row. Each distinct value is formatted once and the parts joined
+    as arrays: a row-wise join was seconds at 10^4 runs."""
     if not keys:
         return pd.Series("all runs", index=df.index)
-    parts = [df[k].map(lambda v, k=k: f"{AXES.get(k, k)}={fmt(v)}") for k in keys]
-    return pd.concat(parts, axis=1).agg(", ".join, axis=1)
+    out = None
+    for k in keys:
+        codes, uniq = pd.factorize(df[k], use_na_sentinel=False)  # NaN is a value here
+        part = np.array([f"{AXES.get(k, k)}={fmt(v)}" for v in uniq], dtype=object)[codes]
+        out = part if out is None else out + ", " + part
+    return pd.Series(out, index=df.index)
 
 
 def _num(df: pd.DataFrame, c: str) -> pd.Series:
@@ -150,7 +156,8 @@ def _completed(df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     if not ok.all():
         counts = ", ".join(f"{n} {s}" for s, n in st[~ok].value_counts().items())
         notes.append(f"left out {int((~ok).sum())} runs that did not complete ({counts})")
-    return df[df["status"].fillna("").astype(str).str.lower().isin(_DONE)].copy()
+    keep = df["status"].fillna("").astype(str).str.lower().isin(_DONE)
+    return df if keep.all() else df[keep].copy()  # no second copy of a whole history
 
 
 def _require_accuracy(df: pd.DataFrame) -> None:

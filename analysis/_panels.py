@@ -36,7 +36,9 @@ def log_x(ax: Any) -> None:
     lo, hi = ax.get_xlim()
     if hi / lo < 100:
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    # Plain numbers, not mathtext's 10^k: laying out mathtext labels was a tenth of the
+    # figures' time on a 16-cell table.
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
