@@ -138,9 +138,22 @@ def _run_ids(df: pd.DataFrame, cfg: list[str], notes: list[str]) -> pd.DataFrame
             df["seed"] = rep
             notes.append("no seed column: rows with identical configs are taken as seeds")
     if "seed" not in df:
-        df["seed"] = 0
+        df["seed"] = _replicates(df, [c for c in cfg if c in df and c != "run"], notes)
     df["seed"] = df["seed"].fillna(0)
     return df
+
+
+def _replicates(df: pd.DataFrame, cfg: list[str], notes: list[str]) -> pd.Series | int:
+    """Without a seed column, named runs (run_id, ...) of one config are its replicates:
+    numbered 0, 1, ... in order, never averaged into one seed."""
+    if not cfg:
+        return 0
+    runs = df.drop_duplicates("run")
+    rep = runs.groupby(cfg, dropna=False, sort=False).cumcount()
+    if not rep.any():
+        return 0
+    notes.append("no seed column: runs with identical configs are taken as seeds")
+    return df["run"].map(dict(zip(runs["run"], rep)))
 
 
 def _completed(df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:

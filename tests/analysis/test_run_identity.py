@@ -128,3 +128,13 @@ def test_cli_refuses_with_exit_2_and_takes_run_col(table, tmp_path: Path,
     assert len(cells) == 4 and np.isfinite(cells["lambda_star"]).all()
     rc = cli.main(argparse.Namespace(**ns, ignore=["wandb_path"]))
     assert rc == 0, capsys.readouterr().err
+
+
+def test_named_runs_of_one_config_without_seed_are_replicates(table) -> None:
+    """No seed column: two named runs of the same config are two seeds, not one averaged."""
+    df = table[0].drop(columns="seed")
+    f = load(df)
+    runs = f.hist.drop_duplicates("run")
+    assert sorted(runs["seed"].unique()) == [0, 1]
+    assert (runs.groupby(["cell", "lam"])["seed"].nunique() == 2).all()
+    assert any("taken as seeds" in w for w in f.warnings)
