@@ -24,7 +24,7 @@ def analyze(args: argparse.Namespace) -> int:
 
     counts: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="wdsweep-analyze-") as tmp:
-        if (args.path / "study.json").is_file():
+        if _is_study(args.path):
             counts = _study_counts(args.path)
             if counts["driver_running"]:
                 args = argparse.Namespace(**{**vars(args), "path": _snapshot(args.path, tmp)})
@@ -36,6 +36,15 @@ def analyze(args: argparse.Namespace) -> int:
                   sys.stdout, indent=2)
         print()
     return rc
+
+
+def _is_study(path: Path) -> bool:
+    """A study directory (also a damaged one: checked, never read around). A published
+    directory (`wdsweep export`) is not one: the analysis checks its manifest."""
+    if not path.is_dir() or (path / "published.json").exists():
+        return False
+    return any((path / n).exists() or (path / n).is_symlink()
+               for n in ("study.json", "plans", ".lock"))
 
 
 def _study_counts(study: Path) -> dict[str, Any]:

@@ -14,8 +14,11 @@ training-set size; a model that vmap cannot pack runs one member per trial.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
+import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,6 +27,8 @@ from typing import Any
 from sweep.spec import SpecError, coerce_in
 from trainer import ConfigError, TrainConfig
 from trainer.user import Probe, custom, is_ref
+
+log = logging.getLogger(__name__)
 
 TOP_KEYS = ("task", "model", "task_args", "model_args")
 _PROBES: dict[str, Probe] = {}
@@ -173,3 +178,79 @@ def train_members(base: TrainConfig, sets: Sequence[str]) -> list[TrainConfig]:
                           f"({probe(members[0]).why}); allowed: one member per run (no comma "
                           "lists)")
     return members
+
+
+# -- pinning: the code a study was made with ---------------------------------------------
+_SKIP = ("__pycache__",)
+
+
+def digest(d: str) -> dict[str, str]:
+    """sha256 of every file under directory `d` (links are not followed: a link is
+    recorded by its target's name), keyed by path relative to `d`."""
+    out: dict[str, str] = {}
+    for root, dirs, files in os.walk(d, followlinks=False):
+        dirs[:] = sorted(x for x in dirs if x not in _SKIP)
+        for f in sorted(files):
+            if f.endswith((".pyc", ".pyo")):
+                continue
+            p = Path(root) / f
+            rel = str(p.relative_to(d))
+            if p.is_symlink():
+                out[rel] = "link:" + os.readlink(p)
+            else:
+                try:
+                    out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+                except OSError as e:
+                    raise SpecError("code", f"cannot read {p} ({e.strerror}); allowed: "
+                                    "directories of readable files") from None
+    return out
+
+
+def refs(members: Sequence[TrainConfig]) -> list[str]:
+    """The user task and model names the members train (`package.module:function`)."""
+    return sorted({v for m in members for v in (m.task, m.model) if is_ref(v)})
+
+
+def record(code: Sequence[str], members: Sequence[TrainConfig],
+           old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """study.json's `code`: each directory's file digests and every task/model name the
+    study has trained (kept from `old`: an extension adds, never forgets)."""
+    old = old if isinstance(old, dict) else {}
+    dirs = {**old.get("dirs", {}), **{d: digest(d) for d in code}}
+    return {"dirs": dirs, "refs": sorted(set(old.get("refs", [])) | set(refs(members)))}
+
+
+def changes(want: dict[str, str], got: dict[str, str], n: int = 3) -> str:
+    """What differs between two digests, in a few words."""
+    parts = [f"{k} {what}" for k, what in
+             [*((k, "changed") for k in sorted(want.keys() & got.keys()) if want[k] != got[k]),
+              *((k, "added") for k in sorted(got.keys() - want.keys())),
+              *((k, "removed") for k in sorted(want.keys() - got.keys()))]]
+    more = f" and {len(parts) - n} more" if len(parts) > n else ""
+    return ", ".join(parts[:n]) + more
+
+
+def check_outside(code: Sequence[str], study: Path, key: str = "code") -> None:
+    """Code is never imported from inside a study (whoever writes the study could
+    plant it there)."""
+    for d in code:
+        if Path(d).resolve().is_relative_to(study.resolve()):
+            raise SpecError(key, f"{d} is inside the study {study}; allowed: code directories "
+                            "outside it (a study is data: wdsweep never imports from it)")
+
+
+def check_pinned(recorded: Any, code: Sequence[str], trust: bool, key: str = "code") -> None:
+    """The code directories hold what the study recorded when it trained them; a change
+    is one line naming the files, unless `trust` (then a warning says what changed)."""
+    dirs = recorded.get("dirs", {}) if isinstance(recorded, dict) else {}
+    for d in code:
+        if d not in dirs or not isinstance(dirs[d], dict):
+            continue  # a directory this study has not used yet
+        what = changes(dirs[d], digest(d))
+        if not what:
+            continue
+        if not trust:
+            raise SpecError(key, f"{d} changed since this study used it ({what}); allowed: "
+                            "restore it, or --trust-code to go on with the changed code")
+        log.warning("code: %s changed since this study used it (%s); going on (--trust-code)",
+                    d, what)

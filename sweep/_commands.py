@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep import spec as spec_mod
-from sweep.cli import UsageError
+from sweep.spec import SpecError
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     spec = spec_mod.load(spec_path(args.spec))
     if args.study.exists() and not args.study.is_dir():
-        raise UsageError(f"--study: {args.study} exists and is not a directory")
+        raise SpecError("--study", f"{args.study} exists and is not a directory")
     out = _driver.run(spec, args.study, address=args.address, dry_run=args.dry_run,
-                      yes=args.yes)
+                      yes=args.yes, trust_code=args.trust_code)
     if args.dry_run:
         _print_plan(out["plan"], args.json)
     elif args.json:
@@ -90,16 +90,26 @@ def _after(args: argparse.Namespace, out: dict) -> int:
     return 1 if out.get("errored") else 0
 
 
-def _need_study(study: Path) -> None:
-    if not (study / "study.json").exists():
-        raise UsageError(f"study: {study} is not a wdsweep study (no study.json)")
+def _need_study(study: Path, plans_will_do: bool = False) -> None:
+    """A study directory; for `repair`, plans/ alone will do (it rebuilds study.json)."""
+    if not study.is_dir():
+        raise SpecError("study", f"{study} is not a directory")
+    if (study / "study.json").exists() or (study / "study.json").is_symlink():
+        return
+    if plans_will_do and (study / "plans").is_dir():
+        return
+    from sweep.study import read_state
+
+    read_state(study)  # tables or plans without study.json: damaged, says how to repair
+    raise SpecError("study", f"{study} is not a wdsweep study (no study.json)")
 
 
 def resume(args: argparse.Namespace) -> int:
     from sweep import _driver
 
     _need_study(args.study)
-    out = _driver.resume(args.study, retry_errored=args.retry_errored, address=args.address)
+    out = _driver.resume(args.study, retry_errored=args.retry_errored, address=args.address,
+                         trust_code=args.trust_code)
     if args.json:
         _json(out)
     return _after(args, out)
@@ -108,8 +118,8 @@ def resume(args: argparse.Namespace) -> int:
 def repair(args: argparse.Namespace) -> int:
     from sweep._repair import repair as repair_study
 
-    _need_study(args.study)
-    out = repair_study(args.study)
+    _need_study(args.study, plans_will_do=True)
+    out = repair_study(args.study, migrate=args.migrate, trust_code=args.trust_code)
     return 0 if not out["unrecoverable"] else 1
 
 
@@ -136,10 +146,13 @@ def import_(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     from sweep import _reap
     from sweep._status import status as study_status
-    from sweep.study import is_locked
+    from sweep.study import check_links, try_locked
 
-    if not is_locked(args.study):
-        _reap.reap(args.study)  # Ray processes a killed driver left behind
+    _need_study(args.study)
+    check_links(args.study)  # before the lock file is opened
+    with try_locked(args.study) as free:
+        if free:
+            _reap.reap(args.study)  # Ray processes a killed driver left behind
     s = study_status(args.study)
     if args.json:
         json.dump(s, sys.stdout, indent=2)

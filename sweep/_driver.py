@@ -79,18 +79,25 @@ def _trial_name(trial) -> str:
 
 
 def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = False,
-        yes: bool = False, callbacks: list[Any] = ()) -> dict[str, Any]:
+        yes: bool = False, callbacks: list[Any] = (), trust_code: bool = False
+        ) -> dict[str, Any]:
     """Run the members of `spec` that `study` has not completed (new study or extension).
     `callbacks`: Ray Tune Callback instances (MLflow, W&B, ...) added to the spec's
-    `run.callbacks`. A dry run returns the plan (`plan`) and runs nothing."""
+    `run.callbacks`. A dry run returns the plan (`plan`) and runs nothing. Your code
+    directories must hold what the study recorded when it used them (`trust_code`
+    accepts a changed tree, saying what changed)."""
     from sweep._bounds import check_grid_size, check_plan
+    from sweep._code import check_outside, check_pinned
 
     check_grid_size(spec, yes)  # before expanding: a huge grid is refused in milliseconds
-    st.check(study)
+    state = st.check(study)
+    require_trust(study, state, trust_code)  # an extension seals the study's record again
+    check_outside(spec.code, study)  # before the plan imports it (sweep._code)
+    check_pinned(state.get("code"), spec.code, trust_code)
     plan = make_plan(spec, st.completed_hashes(study))  # validates every grid point
+    check_plan(plan, spec, yes)  # first: a refused plan is one line, not the plan and a line
     if not dry_run:  # a dry run prints it with the plan, on stdout
         log.info("%s", plan.summary(spec.cpus_per_trial))
-    check_plan(plan, spec, yes)
     if spec.callbacks:  # imports ray: keep an embedded Ray on loopback (sweep._ray)
         before_import(address)
     cbs = [*_spec_callbacks(spec), *callbacks]
@@ -103,33 +110,37 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
         log.info("nothing to run: every member of this spec is already completed")
         return {"planned": 0, "ran": 0}
     fresh = not study.exists()
-    with connected(address, study, code=spec.code) as embedded:
-        check_resources(spec)
-        with st.locked(study):
-            if embedded and fresh:
-                from sweep._reap import record
+    # The lock first, then Ray: a second driver gives up before it starts a Ray (or
+    # touches the first one's record of its Ray processes).
+    with st.locked(study):
+        try:
+            with connected(address, study, code=spec.code):
+                check_resources(spec)
+                return _run_locked(spec, plan, study, cbs)
+        except (SpecError, KeyboardInterrupt):
+            if fresh and not (study / st.STATE).exists():  # nothing started: no trace
+                shutil.rmtree(study)
+            raise
 
-                record(study)  # now that the study exists
-            return _run_locked(spec, plan, study, fresh, cbs)
 
+def _run_locked(spec: Spec, plan, study: Path, cbs: list[Any]) -> dict[str, Any]:
+    from sweep._code import record
 
-def _run_locked(spec: Spec, plan, study: Path, fresh: bool, cbs: list[Any]) -> dict[str, Any]:
-    try:
-        _refuse_if_interrupted(study)  # again, now that no one else can change the study
-        res = dict(cpus_per_trial=spec.cpus_per_trial, gpus_per_trial=spec.gpus_per_trial,
-                   max_failures=spec.max_failures)
-        if spec.code:  # recorded for resume, which ships them again (sweep._code)
-            res["code"] = list(spec.code)
-        state = st.check(study)
-        state.setdefault("id", f"{spec.name}-{uuid.uuid4().hex[:8]}")
-        state["name"] = spec.name
-        root = f"{spec.storage_uri(study).rstrip('/')}/{state['id']}"
-        out = _launch(study, state, root, [t.payload() for t in plan.trials], res, cbs,
-                      spec=spec)
-    except SpecError:
-        if fresh:  # bad input found once Ray was up: leave no trace
-            shutil.rmtree(study)
-        raise
+    _refuse_if_interrupted(study)  # again, now that no one else can change the study
+    res = dict(cpus_per_trial=spec.cpus_per_trial, gpus_per_trial=spec.gpus_per_trial,
+               max_failures=spec.max_failures)
+    if spec.code:  # recorded for resume, which ships them again (sweep._code)
+        res["code"] = list(spec.code)
+    state = st.check(study)
+    state.setdefault("id", f"{spec.name}-{uuid.uuid4().hex[:8]}")
+    state["name"] = spec.name
+    # What the study's code is (digests, task/model names): data for the read-only
+    # commands, and the pin that run/resume check (sweep._code, sweep._trust).
+    state["code"] = record(spec.code, [m for t in plan.trials for m in t.members],
+                           state.get("code"))
+    root = f"{spec.storage_uri(study).rstrip('/')}/{state['id']}"
+    out = _launch(study, state, root, [t.payload() for t in plan.trials], res, cbs,
+                  spec=spec)
     return {**out, "ran": len(plan.trials)}
 
 
@@ -162,12 +173,16 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[dict[str
         trials=[t["key"] for t in trials],
         members=[_records_hash(m) for t in trials for m in t["members"]],
         plan_sha256=plan_sha, continues=list(continues), **res))
-    st.write_json(study / st.STATE, state)
+    st.write_state(study, state)
     t0 = time.perf_counter()
     grid = tuner.fit()
     log.info("%s: Tune ran %d trials in %.1f s", name, len(trials), time.perf_counter() - t0)
-    out = collect(study, name, trials, grid)
     fault = progress.fault or live.fault
+    try:
+        out = collect(study, name, trials, grid)
+    except OSError as e:  # the disk that stopped the sweep, or a fault found only now
+        where = f" ({e.filename})" if e.filename else ""
+        fault = fault or f"{e.strerror or e}{where}"
     if fault is not None:
         raise StudyFault(f"{fault}; the sweep stopped: free space, then "
                          f"`wdsweep resume {study}`")
@@ -181,11 +196,15 @@ def _records_hash(member: dict[str, Any]) -> str:
 
 
 def resume(study: Path, *, retry_errored: bool = False, address: str | None = None,
-           callbacks: list[Any] = ()) -> dict[str, Any]:
+           callbacks: list[Any] = (), trust_code: bool = False) -> dict[str, Any]:
     """Finish the trials a study left unfinished (and, with retry_errored, the errored
-    ones) in a new experiment, each from its newest verified trainer checkpoint."""
+    ones) in a new experiment, each from its newest verified trainer checkpoint.
+    Code and paths outside the study are used only from a study this user's wdsweep
+    sealed, or with `trust_code` (sweep._trust)."""
     with st.locked(study):
         state = st.check(study)
+        require_trust(study, state, trust_code)  # before anything is written or signed
+        _settle(state, st.read_results(study))
         res_df = st.read_results(study)
         done = set() if res_df.empty else set(res_df.loc[res_df.status == "completed",
                                                          "config_hash"])
@@ -203,7 +222,7 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
                     continue
                 trials[t["key"]] = {"key": t["key"], "members": t["members"]}
                 sources[t["key"]] = e
-        st.write_json(study / st.STATE, state)
+        st.write_state(study, state)
         if not trials:
             errored = [e["name"] for e in state["experiments"] if e["status"] == "errored"]
             log.info("nothing to resume" + (" (errored trials need --retry-errored)"
@@ -211,6 +230,7 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
             return {"resumed": 0}
         continues = sorted({e["name"] for e in sources.values()})
         first = sources[next(iter(trials))]
+        _check_code(study, state, first, trust_code)
         res = {k: first.get(k, d) for k, d in (("cpus_per_trial", 1), ("gpus_per_trial", 0),
                                                ("max_failures", 2))}
         for key, t in trials.items():
@@ -224,6 +244,66 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
             out = _launch(study, state, first["uri"].rsplit("/", 1)[0], list(trials.values()),
                           res, [*_saved_callbacks(study), *callbacks], continues=continues)
         return {**out, "resumed": len(trials)}
+
+
+def _settle(state: dict[str, Any], res_df) -> None:
+    """An experiment recorded as running whose members all have a row (its driver was
+    killed after Tune finished, before it recorded the outcome) is over: say so, so
+    that `run` no longer waits for a resume that has nothing to do."""
+    rows = set() if res_df.empty else set(res_df.config_hash)
+    done = set() if res_df.empty else set(res_df.loc[res_df.status == "completed",
+                                                     "config_hash"])
+    for e in state["experiments"]:
+        if e["status"] == "running" and e["members"] and set(e["members"]) <= rows:
+            e["status"] = "finished" if set(e["members"]) <= done else "errored"
+            log.info("%s: every member has its result; recorded as %s", e["name"],
+                     e["status"])
+
+
+def require_trust(study: Path, state: dict[str, Any], trust: bool) -> None:
+    """A study's record is used to run code (its user task or model, its code
+    directories) or to write outside it (experiment URIs elsewhere) only when this
+    user's wdsweep sealed it (sweep._trust), or with `trust` -- checked over every
+    experiment before a command writes (and so seals) the record again."""
+    from sweep import _trust
+    from sweep._code import check_outside
+    from trainer.user import is_ref
+
+    code = sorted({d for e in state["experiments"] for d in e.get("code") or []})
+    check_outside(code, study)  # never, trusted or not
+    if not state["experiments"] or _trust.mine(state):
+        return
+    names = sorted({str(v) for e in state["experiments"] for t in _records.read_plan(study, e)
+                    for m in t["members"]
+                    for k, v in (("task", m.get("task")), ("model", m.get("model")))
+                    if is_ref(v) or (k == "model" and v is not None)})
+    outside = sorted({e["uri"] for e in state["experiments"] if e["status"] != "imported"
+                      and not _trust.inside(e["uri"], study)})
+    what = "; ".join(x for x in (
+        f"code {', '.join(code)}" if code else "",
+        f"task/model {', '.join(names)}" if names else "",
+        f"storage {', '.join(outside)}" if outside else "") if x)
+    if not what:
+        return
+    if not trust:
+        raise SpecError("--trust-code", f"{study} was not written by your wdsweep (another "
+                        f"user's, a copy, or edited) and names {what}; allowed: check them, "
+                        "then run again with --trust-code")
+    log.warning("trusting %s (--trust-code): %s", study, what)
+
+
+def _check_code(study: Path, state: dict[str, Any], first: dict[str, Any],
+                trust: bool) -> None:
+    """The code a resume ships: never from inside the study, and as it was recorded."""
+    from sweep._code import check_outside, check_pinned
+
+    code = list(first.get("code") or [])
+    for d in code:
+        if not Path(d).is_dir():
+            raise SpecError("code", f"{d} (recorded by the study) is not a directory; "
+                            "allowed: restore it, or run the spec again into a new study")
+    check_outside(code, study)
+    check_pinned(state.get("code"), code, trust)
 
 
 def _save_spec(study: Path, spec: Spec, name: str) -> None:

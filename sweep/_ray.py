@@ -43,9 +43,10 @@ def connected(address: str | None, study: Path | None = None,
     """A local Ray sized to the machine, or a cluster at `address`; an existing
     connection (a notebook, the tests) is used as is and left open.
 
-    A local Ray is embedded on loopback only, and its processes are recorded in the
-    study so that the next command reaps them if this driver is killed
-    (sweep._reap). Yields whether it started a local Ray.
+    A local Ray is always a new instance (`address="local"`), embedded on loopback
+    only, and its processes are recorded in the study so that the next command reaps
+    them if this driver is killed (sweep._reap; call with the study locked). Yields
+    whether it started a local Ray.
 
     Loopback: `ray.init(_node_ip_address="127.0.0.1")` is not enough (Ray turns a
     loopback node IP into the host's address, and its gRPC servers bind every
@@ -71,8 +72,11 @@ def connected(address: str | None, study: Path | None = None,
             from sweep import _reap
 
             if study is not None and study.is_dir():
-                _reap.reap(study)
-            ray.init(include_dashboard=False, **kw)
+                _reap.reap(study)  # the caller holds the study's lock
+            _reap.new_owner()  # inherited by every Ray process started now (sweep._reap)
+            # "local": always a new instance, never whatever cluster RAY_ADDRESS or
+            # Ray's current-cluster file names (joining one takes --address).
+            ray.init(address="local", include_dashboard=False, **kw)
             if study is not None and study.is_dir():
                 _reap.record(study)
         else:

@@ -6,23 +6,54 @@ raylet, agents, workers: its descendants) in STUDY/.ray-local.json, each as
 next command on the study, if that driver is gone, stops those still alive
 (SIGTERM, then SIGKILL) together with their descendants. Linux (/proc) only;
 elsewhere nothing is recorded or reaped.
+
+The record is in the study, so whoever can write the study can write it: it must
+not be a way to kill other processes. Before starting Ray the driver puts a random
+token in its environment (`WDSWEEP_RAY_OWNER`), which every Ray process it starts
+inherits; the record holds only the token's sha256. A process is stopped only when
+its pid and start time match the record *and* its own environment carries the
+token, so no record can name a process this driver did not start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import secrets
 import signal
 import time
 from pathlib import Path
 
+from sweep.study import read_regular
 from trainer.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 RECORD = ".ray-local.json"
+OWNER_ENV = "WDSWEEP_RAY_OWNER"
 _PROC = Path("/proc")
+
+
+def new_owner() -> None:
+    """A fresh token in this process's environment, for the Ray about to start."""
+    os.environ[OWNER_ENV] = secrets.token_hex(16)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _owned(pid: int, digest: str) -> bool:
+    """Does the process's own environment carry the token whose sha256 is `digest`?"""
+    try:
+        env = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return False
+    prefix = f"{OWNER_ENV}=".encode()
+    return any(v.startswith(prefix) and _digest(v[len(prefix):].decode(errors="replace"))
+               == digest for v in env.split(b"\0"))
 
 
 def _stat(pid: int) -> tuple[int, int] | None:
@@ -54,11 +85,15 @@ def descendants(pid: int) -> list[int]:
 
 
 def record(study: Path) -> None:
-    if not _PROC.is_dir():
+    """Record this driver's Ray processes (call with the study locked, after ray.init
+    under `new_owner`)."""
+    token = os.environ.get(OWNER_ENV)
+    if not _PROC.is_dir() or not token:
         return
     me = os.getpid()
     procs = [(p, s[1]) for p in descendants(me) if (s := _stat(p)) is not None]
-    data = {"driver": [me, _stat(me)[1]], "procs": procs}  # type: ignore[index]
+    data = {"driver": [me, _stat(me)[1]], "owner_sha256": _digest(token),  # type: ignore[index]
+            "procs": procs}
     atomic_write_bytes(study / RECORD, json.dumps(data).encode())
 
 
@@ -69,20 +104,26 @@ def forget(study: Path) -> None:
 def reap(study: Path, wait_s: float = 5.0) -> int:
     """Stop the recorded Ray processes of a driver that is gone; returns how many."""
     p = study / RECORD
-    if not p.exists() or not _PROC.is_dir():
+    if not (p.exists() or p.is_symlink()) or not _PROC.is_dir():
         return 0
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(read_regular(p))
         driver, procs = data["driver"], [tuple(x) for x in data["procs"]]
+        digest = data["owner_sha256"]
+        if not (isinstance(digest, str) and all(
+                len(x) == 2 and all(isinstance(v, int) for v in x) for x in [driver, *procs])):
+            raise TypeError("not a list of [pid, start time]")
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("ignoring unreadable %s (%s)", p, e)
         p.unlink(missing_ok=True)
         return 0
     if _alive(*driver):
         return 0  # its driver still runs (the study lock keeps us from here anyway)
-    alive = [pid for pid, start in procs if _alive(pid, start)]
-    victims = {(pid, _stat(pid)[1]) for root in alive  # type: ignore[index]
-               for pid in [root, *descendants(root)] if _stat(pid) is not None}
+    # Only processes that carry this driver's token: a pid in the record that is
+    # not one of them (reused, or planted by whoever wrote the record) is left alone.
+    alive = [pid for pid, start in procs if _alive(pid, start) and _owned(pid, digest)]
+    victims = {(pid, st[1]) for root in alive for pid in [root, *descendants(root)]
+               if (st := _stat(pid)) is not None and _owned(pid, digest)}
     for pid, _ in victims:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s

@@ -40,26 +40,35 @@ def read_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
     if exp.get("status") == "imported":
         return []
     rel = f"{PLANS}/{exp['name']}.json"
-    p = study / rel
-    if "plan_sha256" not in exp:
-        return _legacy_plan(study, exp)
+    if not isinstance(exp.get("plan_sha256"), str):
+        raise st.StudyLegacy(study)  # `repair --migrate` re-plans it (`legacy_plan`)
     try:
-        data = p.read_bytes()
+        data = st.read_regular(study / rel)
     except OSError as e:
-        raise st.StudyDamaged(study, rel, f"cannot read it ({e.strerror})") from None
+        raise st.StudyDamaged(study, rel, f"cannot read it ({e.strerror or e})") from None
     if hashlib.sha256(data).hexdigest() != exp["plan_sha256"]:
         raise st.StudyDamaged(study, rel, "its checksum differs from study.json's")
-    return json.loads(data)["trials"]
+    try:
+        trials = json.loads(data)["trials"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise st.StudyDamaged(study, rel, "not a plan record") from None
+    return trials
 
 
-def _legacy_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
-    """A study from before plan records: plan its saved spec again (TOML, no code)
-    and accept it only when it gives exactly the recorded trials and members."""
+def legacy_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
+    """A study from before plan records: plan its saved spec again (TOML only) and
+    accept it only when it gives exactly the recorded trials and members. A spec with
+    your own task or model is refused: planning it would import the study's code."""
     from sweep.plan import expand, make_plan
     from sweep.spec import load
 
     rel = f"specs/{exp['name']}.toml"
     spec = load(study / rel)
+    if spec.code or spec.user or any(":" in str(v) for k in ("task", "model")
+                                     for v in [spec.fixed.get(k), *spec.grid.get(k, [])]):
+        raise st.StudyUnsafe(study, rel, "plans your own task or model; a study from "
+                             "before plan records cannot be migrated without running its "
+                             "code: run the spec again into a new study")
     others = {m.config_hash() for m in expand(spec)} - set(exp["members"])
     plan = make_plan(spec, others)
     if [t.key for t in plan.trials] != exp.get("trials"):

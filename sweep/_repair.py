@@ -22,51 +22,49 @@ from typing import Any
 
 import pandas as pd
 
-from sweep import _records
+from sweep import _records, _trust
 from sweep import study as st
 from sweep._collect import completed_rows
 from sweep.plan import member_from_dict
+from sweep.spec import SpecError
 
 log = logging.getLogger(__name__)
 
 _NOTE = "row rebuilt by `wdsweep repair` from the trainer's final checkpoint\n"
 
 
-def repair(study: Path, say=print) -> dict[str, Any]:
+def repair(study: Path, say=print, *, migrate: bool = False,
+           trust_code: bool = False) -> dict[str, Any]:
     with st.locked(study):
-        try:
-            st.check(study)
+        if migrate:
+            _migrate(study, say)
+        problem = _problem(study)
+        if problem is None:
             say(f"{study}: consistent; nothing to repair")
             return {"completed": None, "pending": None, "unrecoverable": 0}
-        except st.StudyDamaged as e:
-            say(f"repairing: {e}")
+        say(f"repairing: {problem}")
         try:
             state = st.read_state(study)
         except st.StudyDamaged:
-            state = _state_from_plans(study)
-        trials: dict[str, dict[str, Any]] = {}
+            state = _state_from_plans(study)  # from files anyone could have written
+        sign = _trust.mine(state)  # a repaired record vouches for no more than before
         imported = [e for e in state["experiments"] if e["status"] == "imported"]
         if imported:  # published tables: no checkpoints to rebuild them from
             raise st.StudyDamaged(study, st.RESULTS, "its members were imported from "
                                   f"{imported[0]['uri']}; import them again into a new "
                                   "study instead of repairing")
+        _check_storage(study, state, trust_code)
+        trials: dict[str, dict[str, Any]] = {}
         for e in state["experiments"]:
-            for t in _records.read_plan(study, e):
+            try:
+                plan = _records.read_plan(study, e)
+            except st.StudyDamaged as bad:
+                plan = _rebuild_plan(study, state, e, bad)
+                say(f"rebuilt {_records.PLANS}/{e['name']}.json from the experiment's "
+                    "trial records")
+            for t in plan:
                 trials[t["key"]] = t
-        rows: list[dict[str, Any]] = []
-        hist: list[pd.DataFrame] = []
-        for key, t in trials.items():
-            members = [member_from_dict(d) for d in t["members"]]
-            found = _records.checkpoints(state, key, keep=1)
-            if not found or found[0].step != members[0].total_steps:
-                continue
-            h = _history(found[0].uri, members)
-            if h is None:
-                continue
-            exp = re.search(r"/(exp-\d+)/trial-", found[0].uri)
-            rows += completed_rows(members, key, exp.group(1) if exp else "?", h,
-                                   {"warnings": _NOTE})
-            hist.append(h)
+        rows, hist = _rebuild_tables(state, trials)
         done = {r["config_hash"] for r in rows}
         for e in state["experiments"]:
             if set(e["members"]) <= done:
@@ -74,13 +72,116 @@ def repair(study: Path, say=print) -> dict[str, Any]:
             elif e["status"] != "continued":
                 e["status"] = "running"  # `wdsweep resume` finishes the rest
         state.pop("tables_pending", None)
+        _clear_tables(study, say)
         st.write_tables(study, pd.DataFrame(rows),
-                        pd.concat(hist, ignore_index=True) if hist else pd.DataFrame(), state)
+                        pd.concat(hist, ignore_index=True) if hist else pd.DataFrame(), state,
+                        sign=sign)
         pending = len({h for e in state["experiments"] for h in e["members"]} - done)
         say(f"{study}: rebuilt {st.RESULTS} ({len(rows)} completed members) and {st.HISTORY}; "
             + (f"{pending} members pending: run `wdsweep resume {study}`" if pending else
                "every member completed"))
         return {"completed": len(rows), "pending": pending, "unrecoverable": 0}
+
+
+def _problem(study: Path) -> st.StudyDamaged | None:
+    """What is damaged: a table, study.json, or a plan record (None: nothing)."""
+    try:
+        state = st.check(study)
+        for e in state["experiments"]:
+            _records.read_plan(study, e)
+    except st.StudyDamaged as e:
+        return e
+    return None
+
+
+def _check_storage(study: Path, state: dict[str, Any], trust: bool) -> None:
+    """Checkpoints are read from outside the study only for a study this user sealed."""
+    outside = sorted({e["uri"] for e in state["experiments"]
+                      if not _trust.inside(e["uri"], study)})
+    if outside and not _trust.mine(state) and not trust:
+        raise SpecError("--trust-code", f"{study} was not written by your wdsweep (another "
+                        f"user's, a copy, or edited) and names storage outside it "
+                        f"({', '.join(outside)}); allowed: check it, then repair with "
+                        "--trust-code")
+
+
+def _rebuild_tables(state: dict[str, Any], trials: dict[str, dict[str, Any]]
+                    ) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
+    rows: list[dict[str, Any]] = []
+    hist: list[pd.DataFrame] = []
+    for key, t in trials.items():
+        members = [member_from_dict(d) for d in t["members"]]
+        found = _records.checkpoints(state, key, keep=1)
+        if not found or found[0].step != members[0].total_steps:
+            continue
+        h = _history(found[0].uri, members)
+        if h is None:
+            continue
+        exp = re.search(r"/(exp-\d+)/trial-", found[0].uri)
+        rows += completed_rows(members, key, exp.group(1) if exp else "?", h,
+                               {"warnings": _NOTE})
+        hist.append(h)
+    return rows, hist
+
+
+def _clear_tables(study: Path, say) -> None:
+    """A table (or study.json) that is not a file (a directory in its place) is moved
+    aside, not deleted: the rebuilt one needs its name."""
+    for name in (st.RESULTS, st.HISTORY, st.STATE):
+        p = study / name
+        if p.exists() and not p.is_file():
+            aside = p.with_name(f"{name}.damaged-{int(time.time())}")
+            p.rename(aside)
+            say(f"moved {p} (not a file) aside to {aside}")
+
+
+def _rebuild_plan(study: Path, state: dict[str, Any], e: dict[str, Any],
+                  bad: st.StudyDamaged) -> list[dict[str, Any]]:
+    """A damaged plan record rebuilt from what its experiment's trials were given
+    (Tune's `params.json` in each trial directory: JSON, never its pickles), accepted
+    only when it holds exactly the trials and members study.json records."""
+    root, fs = _records.filesystem(e["uri"])
+    trials = []
+    for key in e.get("trials", []):
+        try:
+            with fs.open_input_stream(f"{root.rstrip('/')}/trial-{key}/params.json") as f:
+                t = json.loads(f.read())["trial"]
+            trials.append({k: t[k] for k in ("key", "members", "init") if k in t})
+        except (OSError, ValueError, KeyError, TypeError):
+            raise bad from None
+    try:
+        got = [member_from_dict(m).config_hash() for t in trials for m in t["members"]]
+    except (TypeError, ValueError):  # ConfigError is a ValueError
+        raise bad from None
+    if [t["key"] for t in trials] != e.get("trials") or sorted(got) != sorted(e["members"]):
+        raise bad
+    res = {k: e[k] for k in ("cpus_per_trial", "gpus_per_trial", "max_failures", "code")
+           if k in e}
+    e["plan_sha256"] = _records.write_plan(study, e["name"], trials, uri=e["uri"],
+                                           created=e.get("created", time.time()), **res)
+    return trials
+
+
+def _migrate(study: Path, say) -> None:
+    """An older study (no seal; perhaps no plan checksums): its tables must still match
+    study.json's records; plans without a checksum are planned again from their saved
+    spec (built-in tasks only: nothing is imported). Then it is checksummed, not signed:
+    whatever code or storage it names still needs --trust-code (sweep._trust)."""
+    state = st.read_state(study, legacy_ok=True)
+    if _trust.intact(state):
+        say(f"{study}: already sealed; nothing to migrate")
+        return
+    for e in state["experiments"]:
+        if e["status"] != "imported" and not isinstance(e.get("plan_sha256"), str):
+            trials = _records.legacy_plan(study, e)
+            res = {k: e[k] for k in ("cpus_per_trial", "gpus_per_trial", "max_failures")
+                   if k in e}
+            e["plan_sha256"] = _records.write_plan(study, e["name"], trials, uri=e["uri"],
+                                                   created=e.get("created", time.time()),
+                                                   **res)
+    st.write_state(study, state, sign=False)  # checksummed; code in it still needs trust
+    say(f"{study}: migrated (study.json checksummed; {len(state['experiments'])} "
+        "experiments)")
 
 
 def _history(uri: str, members) -> pd.DataFrame | None:

@@ -19,7 +19,8 @@ from sweep.spec import SpecError
 
 def status(study: Path) -> dict[str, Any]:
     """Counts in members: total, completed, running, pending, errored (+ per trial)."""
-    if not (study / st.STATE).exists():
+    if not ((study / st.STATE).exists() or (study / st.STATE).is_symlink()):
+        st.read_state(study)  # a study's tables or plans without it: damaged
         raise SpecError("study", f"{study} is not a wdsweep study (no {st.STATE})")
     state = st.check(study)  # a damaged study stops here, naming the file
     res = st.read_results(study)

@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     address = "Ray cluster: auto, host:port or ray://host:10001 (default: an embedded " \
         "local Ray on loopback)"
     ray_logs = "show the trials' own output (Ray worker logs) on stderr"
+    trust = ("use the study's code and storage paths although this user's wdsweep did not "
+             "seal it, or although its code directories changed (docs/security.md)")
     r = add("run", "run (or extend) a sweep from a TOML spec")
     r.add_argument("spec", type=Path,
                    help="TOML sweep spec (examples/: demo, seed, rules_b, rules_T; a missing "
@@ -86,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--yes", action="store_true",
                    help="run even beyond the size and compute bounds")
     r.add_argument("--ray-logs", action="store_true", help=ray_logs)
+    r.add_argument("--trust-code", action="store_true", help=trust)
 
     s = add("resume", "continue an interrupted sweep")
     s.add_argument("study", type=Path, help="study directory")
@@ -95,9 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
     s.add_argument("--no-report", action="store_true", help="skip the analysis report")
     s.add_argument("--ray-logs", action="store_true", help=ray_logs)
+    s.add_argument("--trust-code", action="store_true", help=trust)
 
     rp = add("repair", "rebuild a damaged study's tables from its checkpoints")
     rp.add_argument("study", type=Path, help="study directory")
+    rp.add_argument("--migrate", action="store_true",
+                    help="adopt a study written by an older wdsweep (no checksum in "
+                         "study.json): check it and seal it")
+    rp.add_argument("--trust-code", action="store_true",
+                    help="read checkpoints from storage outside the study although this "
+                         "user's wdsweep did not seal it")
 
     ex = add("export", "publish a study's tables (gzipped, with a manifest)")
     ex.add_argument("study", type=Path, help="study directory")

@@ -16,11 +16,14 @@ giving a wrong answer. `wdsweep repair` rebuilds the tables (sweep._repair).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import io
 import json
 import os
+import re
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from sweep import _trust
 from sweep.spec import SpecError
 from trainer.fsutil import atomic_write_bytes
 
@@ -49,23 +53,88 @@ class StudyDamaged(SpecError):
         super().__init__(name, f"{study / name} is damaged: {what}; {fix}")
 
 
+class StudyUnsafe(SpecError):
+    """Something in a study that wdsweep will not follow or use: a symbolic link, a
+    path outside the study, a name that is not one wdsweep writes. Not repaired
+    automatically: a person should look at it."""
+
+    def __init__(self, study: Path, name: str, what: str) -> None:
+        super().__init__(name, f"{study / name} {what}")
+
+
+class StudyLegacy(SpecError):
+    def __init__(self, study: Path) -> None:
+        super().__init__(STATE, f"{study / STATE} has no checksum (written by an older "
+                         "wdsweep, or edited by hand): check the study, then run "
+                         f"`wdsweep repair --migrate {study}` to adopt it")
+
+
+# What wdsweep writes in a study; none of them may be a symbolic link (a link would
+# let whoever planted it choose where our reads come from and our writes go).
+ENTRIES = (STATE, RESULTS, HISTORY, STATUS, ".lock", ".ray-local.json", "spec.toml",
+           "plans", "specs", "experiments", "report", "tensorboard")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def check_links(study: Path) -> None:
+    """StudyUnsafe when a study entry (or a file in plans/ or specs/) is a symlink, or
+    plans/ and specs/ hold anything but regular files."""
+    for name in ENTRIES:
+        p = study / name
+        if p.is_symlink():
+            raise StudyUnsafe(study, name, "is a symbolic link; wdsweep never follows links "
+                              "inside a study: remove it (or replace it by the real file)")
+    for d in ("plans", "specs"):
+        if not (study / d).is_dir():
+            continue
+        for q in (study / d).iterdir():
+            if q.is_symlink() or not q.is_file():
+                raise StudyUnsafe(study, f"{d}/{q.name}", "is not a regular file; wdsweep "
+                                  "keeps only its own JSON/TOML records there: remove it")
+
+
+def read_regular(path: Path) -> bytes:
+    """A file's bytes, refusing to follow a link or read anything but a regular file
+    (OSError: ELOOP for a link, EISDIR / EINVAL otherwise)."""
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def _lock_fd(study: Path, flags: int) -> int:
+    try:
+        return os.open(study / ".lock", flags | _NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StudyUnsafe(study, ".lock", "is a symbolic link (planted?); wdsweep "
+                              "never follows links inside a study: remove it") from None
+        raise
+
+
 def refuse_if_busy(study: Path) -> None:
     if is_locked(study):
-        pid = (study / ".lock").read_text().strip() or "?"
+        pid = read_regular(study / ".lock").decode(errors="replace").strip() or "?"
         raise StudyBusy("--study", f"{study} is in use by another wdsweep process "
                         f"(pid {pid}); wait for it or stop it first")
 
 
 @contextmanager
 def locked(study: Path) -> Iterator[None]:
-    """Exclusive use of a study; a second run/resume refuses instead of corrupting it."""
+    """Exclusive use of a study; a second run/resume refuses instead of corrupting it.
+    The lock file is opened without following links, so a planted `.lock` symlink
+    never makes us truncate another file."""
     study.mkdir(parents=True, exist_ok=True)
-    fd = os.open(study / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _lock_fd(study, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid = os.pread(fd, 32, 0).decode().strip() or "?"
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             raise StudyBusy("--study", f"{study} is in use by another wdsweep process "
                             f"(pid {pid}); wait for it or stop it first") from None
         os.ftruncate(fd, 0)
@@ -75,10 +144,29 @@ def locked(study: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+@contextmanager
+def try_locked(study: Path) -> Iterator[bool]:
+    """The lock if free (yields True) without waiting, else False; for commands that
+    only tidy up after a dead driver (`status` reaping its Ray processes)."""
+    if not (study / ".lock").exists() or (study / ".lock").is_symlink():
+        yield not (study / ".lock").is_symlink()
+        return
+    fd = _lock_fd(study, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
 def is_locked(study: Path) -> bool:
-    if not (study / ".lock").exists():
+    if not (study / ".lock").exists() or (study / ".lock").is_symlink():
         return False
-    fd = os.open(study / ".lock", os.O_RDONLY)
+    fd = _lock_fd(study, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
@@ -88,20 +176,68 @@ def is_locked(study: Path) -> bool:
         os.close(fd)
 
 
-def read_state(study: Path) -> dict[str, Any]:
+_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # never "", ".", ".." or a path
+_EXP = re.compile(r"^(exp-\d{3,6}|imported)$")
+_STATUSES = ("running", "finished", "errored", "continued", "imported")
+
+
+def read_state(study: Path, legacy_ok: bool = False) -> dict[str, Any]:
+    """study.json, checked: its shape, every name that becomes a path, and its seal
+    (sweep._trust: a sha256 of its own content). No study.json: an empty state, unless
+    the directory holds a study's tables or plans (then it is damaged)."""
     p = study / STATE
-    if not p.exists():
+    if study.is_dir():
+        check_links(study)
+    if not p.exists() and not p.is_symlink():
+        if any((study / n).exists() for n in (RESULTS, HISTORY, "plans")):
+            raise StudyDamaged(study, STATE, "missing, but the study has tables or plans")
         return {"experiments": []}
     try:
-        state = json.loads(p.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        state = json.loads(read_regular(p))
+    except OSError as e:
+        raise StudyDamaged(study, STATE, f"cannot read it ({e.strerror or e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise StudyDamaged(study, STATE, f"not JSON ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0][:80]})") from None
+                           f"{str(e).splitlines()[0][:80] if str(e) else ''})") from None
+    _check_shape(study, state)
+    ok = _trust.intact(state)
+    if ok is None and not legacy_ok:
+        raise StudyLegacy(study)
+    if ok is False:
+        raise StudyDamaged(study, STATE, "its content differs from its own checksum "
+                           "(damaged or edited)")
+    return state
+
+
+def _check_shape(study: Path, state: Any) -> None:
     if not (isinstance(state, dict) and isinstance(state.get("experiments"), list)
             and all(isinstance(e, dict) and {"name", "uri", "status", "members"} <= e.keys()
                     for e in state["experiments"])):
         raise StudyDamaged(study, STATE, "not a wdsweep study record (no experiments list)")
-    return state
+    for k in ("id", "name"):
+        if k in state and not (isinstance(state[k], str) and _ID.match(state[k])):
+            raise StudyUnsafe(study, STATE, f"has {k} {str(state[k])[:40]!r}; allowed: "
+                              "letters, digits, '-', '_', '.' (it becomes a path)")
+    for k in ("tables", "tables_pending"):
+        if not isinstance(state.get(k) or {}, dict):
+            raise StudyDamaged(study, STATE, f"its {k} record is not a table of files")
+    names = [e["name"] for e in state["experiments"]]
+    for e in state["experiments"]:
+        if not (isinstance(e["name"], str) and _EXP.match(e["name"])):
+            raise StudyUnsafe(study, STATE, f"names an experiment {str(e['name'])[:40]!r}; "
+                              "allowed: exp-NNN (it becomes a path)")
+        if e["status"] not in _STATUSES or not isinstance(e["uri"], str) or not (
+                isinstance(e["members"], list) and all(isinstance(h, str) for h in e["members"])
+                and all(isinstance(t, str) for t in e.get("trials", []))):
+            raise StudyDamaged(study, STATE, f"experiment {e['name']} is not a wdsweep record")
+    if len(set(names)) != len(names):
+        raise StudyDamaged(study, STATE, "names one experiment twice")
+
+
+def write_state(study: Path, state: dict[str, Any], sign: bool = True) -> None:
+    """study.json, sealed (sweep._trust; signed unless `sign` is False) and written
+    atomically."""
+    write_json(study / STATE, _trust.seal(state, sign))
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -117,10 +253,12 @@ def read_results(study: Path) -> pd.DataFrame:
 
 def _read_table(study: Path, name: str) -> pd.DataFrame:
     p = study / name
-    if not p.exists():
+    if not p.exists() and not p.is_symlink():
         return pd.DataFrame()
     try:
-        df = pd.read_csv(p, dtype=_IDS)
+        df = pd.read_csv(io.BytesIO(read_regular(p)), dtype=_IDS)
+    except OSError as e:
+        raise StudyDamaged(study, name, f"cannot read it ({e.strerror or e})") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise StudyDamaged(study, name, f"unreadable CSV ({str(e).splitlines()[0][:80]})") \
             from None
@@ -152,7 +290,7 @@ def snapshot(study: Path) -> dict[str, bytes]:
     record), also while a driver is adding rows to them."""
     for _ in range(20):
         state = check(study)
-        data = {n: (study / n).read_bytes() for n in (RESULTS, HISTORY) if (study / n).exists()}
+        data = {n: read_regular(study / n) for n in (RESULTS, HISTORY) if (study / n).exists()}
         recs = [r for r in (state.get("tables"), state.get("tables_pending")) if r]
         if not recs or any(all(hashlib.sha256(data.get(n, b"")).hexdigest() == r[n]["sha256"]
                                or (n not in data and r[n]["rows"] == 0) for n in (RESULTS,
@@ -165,17 +303,23 @@ def snapshot(study: Path) -> dict[str, bytes]:
 
 def _check(study: Path) -> dict[str, Any]:
     state = read_state(study)
-    tables = state.get("tables", {})
-    pending = state.get("tables_pending", {})
+    tables = state.get("tables") or {}
+    pending = state.get("tables_pending") or {}
     for name in (RESULTS, HISTORY):
         p = study / name
         want = [r for r in (tables.get(name), pending.get(name)) if r]
-        if not p.exists():
+        if not all(isinstance(r, dict) and isinstance(r.get("rows"), int)
+                   and isinstance(r.get("sha256"), str) for r in want):
+            raise StudyDamaged(study, STATE, f"its record of {name} is not rows + sha256")
+        if not p.exists() and not p.is_symlink():
             if want and want[0]["rows"] > 0:
                 raise StudyDamaged(study, name, f"missing (study.json records "
                                    f"{want[0]['rows']} rows)")
             continue
-        data = p.read_bytes()
+        try:
+            data = read_regular(p)
+        except OSError as e:
+            raise StudyDamaged(study, name, f"cannot read it ({e.strerror or e})") from None
         if not want:  # a study written before tables were recorded: readable is all we know
             _read_table(study, name)
             continue
@@ -195,7 +339,7 @@ def set_experiment_status(study: Path, name: str, status: str) -> None:
     for e in state["experiments"]:
         if e["name"] == name:
             e["status"] = status
-    write_json(study / STATE, state)
+    write_state(study, state)
 
 
 def completed_hashes(study: Path) -> set[str]:
@@ -232,7 +376,7 @@ def merge_results(study: Path, rows: list[dict[str, Any]], history: pd.DataFrame
 
 
 def write_tables(study: Path, results: pd.DataFrame, history: pd.DataFrame,
-                 state: dict[str, Any] | None = None) -> None:
+                 state: dict[str, Any] | None = None, sign: bool = True) -> None:
     """Write results.csv and history.csv and record them in study.json. Crash-safe:
     study.json first names the new tables as pending, each table is renamed into
     place, then study.json records them; `check` accepts either record."""
@@ -241,7 +385,7 @@ def write_tables(study: Path, results: pd.DataFrame, history: pd.DataFrame,
             HISTORY: _record(data[HISTORY], len(history))}
     state = read_state(study) if state is None else state
     state["tables_pending"] = recs
-    write_json(study / STATE, state)
+    write_state(study, state, sign)
     for name, b in data.items():
         if recs[name]["rows"]:
             atomic_write_bytes(study / name, b)
@@ -249,7 +393,7 @@ def write_tables(study: Path, results: pd.DataFrame, history: pd.DataFrame,
             (study / name).unlink(missing_ok=True)
     state["tables"] = recs
     state.pop("tables_pending")
-    write_json(study / STATE, state)
+    write_state(study, state, sign)
 
 
 def _csv(df: pd.DataFrame) -> bytes:

@@ -16,8 +16,9 @@ import pytest
 
 import sweep
 from sweep._reap import descendants
+from sweep._repair import repair
 from sweep.plan import make_plan
-from sweep.spec import parse
+from sweep.spec import SpecError, parse
 
 SPEC = """
 name = "r"
@@ -262,8 +263,8 @@ def _running(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] not in "ZX"
 
 
-def test_a_study_from_before_plan_records_resumes_from_its_saved_spec(ray_local, tmp_path,
-                                                                      fault_dir):
+def test_a_study_from_before_plan_records_is_migrated_from_its_saved_spec_then_resumes(
+        ray_local, tmp_path, fault_dir):
     s = parse(SPEC.format(epochs=2, storage=""))
     victim = make_plan(s).trials[1].members[0]
     fault = fault_dir / victim.config_hash()
@@ -276,9 +277,14 @@ def test_a_study_from_before_plan_records_resumes_from_its_saved_spec(ray_local,
     state = json.loads((study / "study.json").read_text())
     for e in state["experiments"]:  # what an older wdsweep wrote: no plan records
         del e["plan_sha256"], e["continues"]
+    del state["seal"]  # ... and no checksum of study.json itself
     (study / "study.json").write_text(json.dumps(state))
     for p in (study / "plans").iterdir():
         p.unlink()
+    with pytest.raises(SpecError, match="repair --migrate"):  # refused until adopted
+        sweep.resume(study, retry_errored=True)
+    repair(study, say=lambda _: None, migrate=True)
+    assert len(list((study / "plans").iterdir())) == 1  # planned again, checksummed
     out = sweep.resume(study, retry_errored=True)
     assert out["completed"] == 2
     st = sweep.status(study)
