@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import _best, _decide, _edges, _load, _normalize, _summary
+from analysis import _best, _estimate, _load, _normalize, _summary
 from analysis._schema import AXES, UNIT_LABEL, AnalysisError
 
 NO_FIGURES = "figures not drawn (--no-figures / figures=False): the notes below on absent "\
@@ -148,18 +148,9 @@ def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
         raise AnalysisError(f"tol must be a fraction in [0, 1), got {tol}")
     frame = _normalize.normalize(_load.read(data), run_col, ignore)
     runs, events = _summary.summarize(frame.hist, frame.keys, frame.curves, window, last)
-    cells, seeds, pool = _best.best_lambda(runs, frame.keys, tol=tol)
-    if cells.empty:
-        raise AnalysisError("no run has a finite test accuracy: nothing to analyze")
-    per_edge = _edges.seed_edges(runs, cells)
-    edge_cells, edge_pool = _edges.cell_edges(per_edge, cells)
-    cells = cells.join(edge_cells.drop(columns="cell"))
-    seeds = seeds.merge(per_edge, on=["cell", "seed"], how="outer")
-    fit = _decide.fit_rules(cells, pool["dof"], pool["sd_ln_lambda_star"])
-    fit["edges"] = {e: _decide.fit_edge(cells, e, edge_pool[e]) for e in _edges.EDGES}
+    cells, seeds, fit = _estimate.estimate(runs, frame.keys, tol=tol)
     fit.update(unit_of_lambda=frame.unit, tolerance=tol, tolerance_kind="relative",
-               window=window if last is None else None, last=last,
-               estimate="per-seed smoothed optimum, mean over seeds", seed_spread=pool)
+               window=window if last is None else None, last=last)
     warn = [*frame.warnings, *_checks(runs, cells, frame.keys, frame.unit, frame.curves,
                                       window, last), *fit["notes"]]
     a = Analysis(runs, cells, seeds, _best.curve_table(runs), fit, events, frame.hist,

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis import _curve
 from analysis._schema import DECAY_UNITS
 
 _SHORT = {"weight_decay": "wd", "decay_per_step": "d", "lambda_norm": "lambda_norm"}
@@ -64,20 +65,42 @@ def smooth_argmax(x: np.ndarray, y: np.ndarray) -> float:
     return float(fine[np.argmax(K @ y / K.sum(axis=1))])
 
 
-def seed_optima(runs: pd.DataFrame, metric: str = "final_test_acc") -> pd.DataFrame:
-    """One row per (cell, seed): ln λ* and whether it sits at the end of the grid."""
+ESTIMATORS = ("curve", "smoothed")
+
+
+def seed_optima(runs: pd.DataFrame, metric: str = "final_test_acc",
+                estimator: str = "curve") -> pd.DataFrame:
+    """One row per (cell, seed): ln λ*, its grid variance, whether it sits at the end of
+    the grid, and the estimator used. `curve` fits the whole curve (`_curve`; a seed with
+    fewer than 7 λ falls back to `smoothed`, the smoothed argmax, whose grid variance is
+    h²/12 whatever the data)."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     rows = []
     pos = runs[(runs["lam"] > 0) & np.isfinite(runs[metric])]
+    # The train curve rides along so that `_edges` finds this seed's fit already made.
+    train = "final_train_acc" if metric == "final_test_acc" and "final_train_acc" in pos \
+        and pos["final_train_acc"].notna().any() else None
     for (cell, seed), g in pos.groupby(["cell", "seed"], sort=False):
-        g = g.groupby("lam")[metric].mean().sort_index()
+        both = g.groupby("lam")[[metric, *([train] if train else [])]].mean().sort_index()
+        g = both[metric]
         x = np.log(g.index.to_numpy(float))
         if len(x) < 3:
             continue
-        u = smooth_argmax(x, g.to_numpy(float))
-        half = step_of(x) / 2
-        rows.append(dict(cell=cell, seed=seed, ln_lambda_star=u,
-                         censored=bool(u <= x[0] + half or u >= x[-1] - half)))
-    return pd.DataFrame(rows, columns=["cell", "seed", "ln_lambda_star", "censored"])
+        h = step_of(x)
+        if estimator == "curve" and len(x) >= _curve.MIN_POINTS:
+            f = _curve.fit_seed(x, g.to_numpy(float),
+                                both[train].to_numpy(float) if train else None)
+            u, var, how = float(f["ln_lambda_star"]), float(f["star_grid_var"]), "curve"
+            fv = float(f["star_fit_var"])
+        else:
+            u, var, how = smooth_argmax(x, g.to_numpy(float)), h**2 / 12, "smoothed"
+            fv = math.nan
+        rows.append(dict(cell=cell, seed=seed, ln_lambda_star=u, star_grid_var=var,
+                         star_fit_var=fv, estimator=how,
+                         censored=bool(u <= x[0] + h / 2 or u >= x[-1] - h / 2)))
+    return pd.DataFrame(rows, columns=["cell", "seed", "ln_lambda_star", "star_grid_var",
+                                       "star_fit_var", "estimator", "censored"])
 
 
 def pooled_sd(per: pd.DataFrame, col: str) -> tuple[float, int]:
@@ -90,13 +113,19 @@ def pooled_sd(per: pd.DataFrame, col: str) -> tuple[float, int]:
     return math.sqrt(ss / dof), dof
 
 
-def cell_interval(lns: pd.Series, s_pool: float, dof: int, h: float) -> dict[str, float]:
-    """Mean of ln values over seeds and its interval: pooled seed spread plus grid error."""
+def cell_interval(lns: pd.Series, s_pool: float, dof: int, grid_var: float,
+                  fit_var: float = math.nan) -> dict[str, float]:
+    """Mean of ln values over seeds and its interval: the seeds' scatter (s²_pool/n, never
+    below the curve fits' own mean variance/n: a lucky small spread from 2-3 seeds is not
+    trusted beyond what each seed's fit says) plus the grid variance the seeds share (it
+    does not shrink with more seeds)."""
     n = int(lns.count())
     if n == 0:
         return dict(mean=math.nan, se=math.nan, lo=math.nan, hi=math.nan)
-    var = (s_pool**2 / n if dof else 0.0) + (h**2 / 12 if math.isfinite(h) else 0.0)
-    se = math.sqrt(var)
+    seeds = s_pool**2 if dof else 0.0
+    seeds = max(seeds, fit_var) if math.isfinite(fit_var) else seeds
+    var = seeds / n + (grid_var if math.isfinite(grid_var) else 0.0)
+    se = math.sqrt(var) if var > 0 else math.nan  # one resolved seed: no interval
     q = float(stats.t.ppf(0.5 + LEVEL / 2, dof)) if dof else float(stats.norm.ppf(0.975))
     m = float(lns.mean())
     return dict(mean=m, se=se, lo=m - q * se, hi=m + q * se)
@@ -145,7 +174,9 @@ def _cell(g: pd.DataFrame, per: pd.DataFrame, metric: str, tol: float, s_pool: f
     lo, hi, lo_c, hi_c, i = plateau(x, y, tol)
     h = step_of(x)
     mine = per[per["cell"] == g["cell"].iloc[0]]
-    star = cell_interval(mine["ln_lambda_star"], s_pool, dof, h)
+    star = cell_interval(mine["ln_lambda_star"], s_pool, dof,
+                         float(mine["star_grid_var"].mean()) if len(mine) else math.nan,
+                         float(mine["star_fit_var"].mean()) if len(mine) else math.nan)
     # The optimum is at an end when the seeds' mean optimum is within half a step of it.
     lo_c = lo_c and (not math.isfinite(star["mean"]) or star["mean"] <= x[0] + h / 2)
     hi_c = hi_c and (not math.isfinite(star["mean"]) or star["mean"] >= x[-1] - h / 2)
@@ -174,10 +205,11 @@ STAR_COLUMNS = (
 
 
 def best_lambda(runs: pd.DataFrame, keys: list[str], metric: str = "final_test_acc",
-                tol: float = 0.02) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+                tol: float = 0.02, estimator: str = "curve"
+                ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """(one row per cell, one row per cell and seed, pooled seed spread of ln λ*)."""
     good = runs[np.isfinite(runs[metric])]
-    per = seed_optima(good, metric)
+    per = seed_optima(good, metric, estimator)
     s_pool, dof = pooled_sd(per[~per["censored"].astype(bool)], "ln_lambda_star")
     axes = [a for a in ("lr", "batch_size", "train_size", "T") if a in runs]
     rows = []

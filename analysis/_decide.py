@@ -26,6 +26,14 @@ Z = 1.96 + 0.84  # two-sided 5% test with 80% power
 FINE_STEP = math.log(math.sqrt(2))  # ln of the finest λ ratio the design proposes
 
 
+MIN_CHECK_DOF = 3  # residual dof below which the error model is not checked: at most weak
+
+
+def _p(r: dict[str, Any]) -> float:
+    """A rule's p for the verdict: Holm-adjusted where the family is known."""
+    return r["p_holm"] if r.get("p_holm") is not None else r["p_value"]
+
+
 def decide(rules: dict[str, dict[str, Any]], design: _fit.Design | None, min_seeds: int,
            n_cells: int) -> dict[str, Any]:
     """{rule, strength, compatible, reason}; rule is None unless one rule alone survives."""
@@ -39,13 +47,17 @@ def decide(rules: dict[str, dict[str, Any]], design: _fit.Design | None, min_see
                     reason="b, B and T do not vary across the usable cells")
     if reg.dof_q <= 0:
         return dict(rule=None, strength="inconclusive", compatible=names,
-                    reason="no degrees of freedom to test the rules against")
+                    reason=f"no residual degrees of freedom ({n_cells} cells, {reg.rank} "
+                           "exponents): the rules cannot be tested; add cells")
     ok = [k for k in names if rules[k]["compatible"]]
     if len(ok) == 1:
-        worst = max(rules[k]["p_value"] for k in names if k != ok[0])
+        worst = max(_p(rules[k]) for k in names if k != ok[0])
         strength = "decisive" if worst < 1e-3 else "strong" if worst < 1e-2 else "weak"
-        caps = [why for why, bad in (("fewer than 3 seeds in some cell", min_seeds < 3),
-                                     ("fewer than 3 cells", n_cells < 3)) if bad]
+        caps = [why for why, bad in (
+            ("fewer than 3 seeds in some cell", min_seeds < 3),
+            ("fewer than 3 cells", n_cells < 3),
+            (f"{reg.dof} residual dof are too few to check the error model",
+             reg.dof < MIN_CHECK_DOF)) if bad]
         if caps and strength != "weak":
             strength = "weak"
         reason = f"every other rule is rejected (largest p = {worst:.2g})"
@@ -118,13 +130,16 @@ def lambda_norm(rules: dict[str, Any], use: pd.DataFrame) -> dict[str, Any]:
     return lam
 
 
-def fit_rules(cells: pd.DataFrame, seed_dof: int = 0, s_seed: float = math.nan,
-              col: str = "d_star", se_col: str = "se_ln_star", interior: bool = True
-              ) -> dict[str, Any]:
-    """Exponents with intervals, each rule's test, the verdict, a design, λ_norm."""
+def _fit_one(cells: pd.DataFrame, col: str, se_col: str, interior: bool, seed_dof: int = 0
+             ) -> tuple[dict[str, Any], _fit.Design | None]:
     if se_col not in cells:
         cells = cells.assign(**{se_col: math.nan})
-    out, design = _fit.fit(cells, col, se_col, seed_dof, interior)
+    return _fit.fit(cells, col, se_col, interior, seed_dof)
+
+
+def _finish(out: dict[str, Any], design: _fit.Design | None, cells: pd.DataFrame,
+            s_seed: float) -> dict[str, Any]:
+    """The verdict, the separating design and λ_norm from the rules' (adjusted) tests."""
     use = design.cells if design is not None else cells.iloc[:0]  # the cells the fit used
     min_seeds = int(use["n_seeds"].min()) if "n_seeds" in use and len(use) else 0
     v = decide(out["rules"], design, min_seeds, out["n_cells"])
@@ -137,17 +152,97 @@ def fit_rules(cells: pd.DataFrame, seed_dof: int = 0, s_seed: float = math.nan,
     return out
 
 
+def fit_rules(cells: pd.DataFrame, seed_dof: int = 0, s_seed: float = math.nan,
+              col: str = "d_star", se_col: str = "se_ln_star", interior: bool = True
+              ) -> dict[str, Any]:
+    """Exponents with intervals, each rule's test, the verdict, a design, λ_norm (one
+    target, no multiple-testing correction; `fit_targets` does all targets with Holm).
+    The tests use the design's residual dof; `seed_dof` only gives the exponents'
+    intervals when there are none (unchecked, and said so)."""
+    out, design = _fit_one(cells, col, se_col, interior, seed_dof)
+    return _finish(out, design, cells, s_seed)
+
+
+# Each target: (column of d, column of its se in ln, interior λ* required, description).
+TARGETS = {
+    "lambda_star": ("d_star", "se_ln_star", True, "the optimum λ* (d* = lr·λ*)"),
+    "onset": ("d_onset", "se_ln_onset", False, "the onset edge"),
+    "collapse": ("d_collapse", "se_ln_collapse", False, "the collapse edge"),
+    "within_run_onset": ("d_within", "se_ln_within", False,
+                         "the within-run onset (λ·step to half the run's best)"),
+}
+VERDICT_TARGET = "lambda_star"  # what the headline verdict rests on: the rules are about λ*
+
+
+def holm(ps: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """Holm's step-down adjustment of a family of p-values (monotone, capped at 1)."""
+    order = sorted(ps, key=ps.get)  # type: ignore[arg-type]
+    m, run, out = len(order), 0.0, {}
+    for i, k in enumerate(order):
+        run = max(run, min(1.0, (m - i) * ps[k]))
+        out[k] = run
+    return out
+
+
+def fit_targets(cells: pd.DataFrame, spreads: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every target's fit and rule tests, Holm-corrected over targets × rules together;
+    the headline verdict (on λ*) with the edges and the within-run onset beside it."""
+    fits = {t: _fit_one(cells, col, se, interior, spreads.get(t, {}).get("dof", 0))
+            for t, (col, se, interior, _) in TARGETS.items() if col in cells}
+    raw = {(t, k): r["p_value"] for t, (f, _) in fits.items() for k, r in f["rules"].items()
+           if r["p_value"] is not None}
+    adj = holm(raw)
+    for t, (f, _) in fits.items():
+        for k, r in f["rules"].items():
+            r["p_holm"] = adj.get((t, k))
+            r["compatible"] = r["p_holm"] is None or r["p_holm"] >= _fit.ALPHA
+    done = {t: _finish(f, d, cells, spreads.get(t, {}).get("sd_ln", math.nan))
+            for t, (f, d) in fits.items()}
+    main = done[VERDICT_TARGET]
+    main["verdict"]["target"] = VERDICT_TARGET
+    main["edges"] = {t: _trim(done[t], cells, t) for t in ("onset", "collapse") if t in done}
+    if "within_run_onset" in done:
+        main["within_run_onset"] = _trim(done["within_run_onset"], cells, "within_run_onset")
+    main["multiple_testing"] = {
+        "method": "Holm", "alpha": _fit.ALPHA, "n_tests": len(raw),
+        "family": f"{len(fits)} targets × {len(_fit.RULES)} rules: "
+                  + ", ".join(TARGETS[t][3] for t in fits),
+        "note": "a rule is compatible when its Holm-adjusted p ≥ alpha; strengths use the "
+                "adjusted p"}
+    main["targets"] = {t: {"description": TARGETS[t][3], "n_cells": f["n_cells"],
+                           "verdict": {k: f["verdict"][k] for k in ("rule", "strength",
+                                                                   "compatible")},
+                           "rules": {k: {"p_value": r["p_value"], "p_holm": r["p_holm"]}
+                                     for k, r in f["rules"].items()}}
+                       for t, f in done.items()}
+    return main
+
+
+def _trim(f: dict[str, Any], cells: pd.DataFrame, target: str) -> dict[str, Any]:
+    """One secondary target's regression, rule tests and per-cell values."""
+    keep = ("n_cells", "exponents", "identified", "dof", "residual_scale", "scale_from",
+            "test_dof", "verdict", "design", "notes")
+    out = {**{k: f.get(k) for k in keep},
+           "rules": {k: {"p_value": r["p_value"], "p_holm": r.get("p_holm"),
+                         "compatible": r["compatible"], "weight": r["weight"]}
+                     for k, r in f["rules"].items()}}
+    if target in ("onset", "collapse"):
+        out["per_cell"] = [{"cell": c["cell"], "lambda": c[f"lambda_{target}"],
+                            "ci_low": c[f"lambda_{target}_ci_low"],
+                            "ci_high": c[f"lambda_{target}_ci_high"], "d": c[f"d_{target}"],
+                            "censored": c[f"{target}_censored"] or None,
+                            "n_seeds": c[f"n_{target}_seeds"]} for _, c in cells.iterrows()]
+    else:
+        out["per_cell"] = [{"cell": c["cell"], "total_decay": c["total_decay_within"],
+                            "ci_low": c["total_decay_within_ci_low"],
+                            "ci_high": c["total_decay_within_ci_high"], "d": c["d_within"],
+                            "n_runs": c["n_within_runs"]} for _, c in cells.iterrows()]
+    return out
+
+
 def fit_edge(cells: pd.DataFrame, edge: str, pooled: dict[str, Any]) -> dict[str, Any]:
-    """One edge's regression on ln b, ln B, ln T, its rules' tests and per-cell values."""
+    """One edge's regression on ln b, ln B, ln T, its rules' tests and per-cell values
+    (uncorrected; `fit_targets` corrects all targets together)."""
     f = fit_rules(cells, pooled["dof"], pooled["sd_ln"], col=f"d_{edge}",
                   se_col=f"se_ln_{edge}", interior=False)
-    per = [{"cell": c["cell"], "lambda": c[f"lambda_{edge}"],
-            "ci_low": c[f"lambda_{edge}_ci_low"], "ci_high": c[f"lambda_{edge}_ci_high"],
-            "d": c[f"d_{edge}"], "censored": c[f"{edge}_censored"] or None,
-            "n_seeds": c[f"n_{edge}_seeds"]} for _, c in cells.iterrows()]
-    keep = ("n_cells", "exponents", "identified", "dof", "residual_scale", "verdict", "design",
-            "notes")
-    return {**{k: f.get(k) for k in keep},
-            "rules": {k: {"p_value": r["p_value"], "compatible": r["compatible"],
-                          "weight": r["weight"]} for k, r in f["rules"].items()},
-            "per_cell": per}
+    return _trim(f, cells, edge)

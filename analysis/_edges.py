@@ -24,7 +24,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis._best import _cross, cell_interval, pooled_sd
+from analysis import _curve
+from analysis._best import _cross, cell_interval, pooled_sd, step_of
 
 EDGES = ("onset", "collapse")
 FRACTION = 0.5  # of the cell's best test accuracy (onset) / the seed's train plateau
@@ -53,8 +54,11 @@ def collapse(x: np.ndarray, train: np.ndarray) -> tuple[float, str]:
     return _cross(x[k - 1], train[k - 1], x[k], train[k], thr), ""
 
 
-def seed_edges(runs: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per (cell, seed): ln λ of each edge and its censoring."""
+def seed_edges(runs: pd.DataFrame, cells: pd.DataFrame, estimator: str = "curve"
+               ) -> pd.DataFrame:
+    """One row per (cell, seed): ln λ of each edge, its grid variance and its censoring.
+    `curve` takes both from the seed's fitted curves (`_curve`, 7 λ or more); otherwise
+    they are interpolated between grid points (grid variance h²/12)."""
     best = cells.set_index("cell")["best_acc"]
     pos = runs[(runs["lam"] > 0) & np.isfinite(runs["final_test_acc"])]
     has_train = "final_train_acc" in pos and pos["final_train_acc"].notna().any()
@@ -65,13 +69,25 @@ def seed_edges(runs: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
         if len(g) < 3:
             continue
         x = np.log(g.index.to_numpy(float))
-        on, on_c = onset(x, g["final_test_acc"].to_numpy(float), float(best[cell]))
-        co, co_c = (collapse(x, g["final_train_acc"].to_numpy(float)) if has_train
+        test = g["final_test_acc"].to_numpy(float)
+        train = g["final_train_acc"].to_numpy(float) if has_train else None
+        if estimator == "curve" and len(x) >= _curve.MIN_POINTS:
+            f = _curve.fit_seed(x, test, train)
+            rows.append(dict(cell=cell, seed=seed, **{k: f[k] for k in _COLS[2:]}))
+            continue
+        v = step_of(x) ** 2 / 12
+        on, on_c = onset(x, test, float(best[cell]))
+        co, co_c = (collapse(x, train) if train is not None
                     else (math.nan, "no train accuracy"))
         rows.append(dict(cell=cell, seed=seed, ln_onset=on, onset_censored=on_c,
-                         ln_collapse=co, collapse_censored=co_c))
-    cols = ["cell", "seed", "ln_onset", "onset_censored", "ln_collapse", "collapse_censored"]
-    return pd.DataFrame(rows, columns=cols)
+                         onset_fit_var=math.nan, onset_grid_var=v, ln_collapse=co,
+                         collapse_censored=co_c, collapse_fit_var=math.nan,
+                         collapse_grid_var=v))
+    return pd.DataFrame(rows, columns=list(_COLS))
+
+
+_COLS = ("cell", "seed", "ln_onset", "onset_censored", "onset_fit_var", "onset_grid_var",
+         "ln_collapse", "collapse_censored", "collapse_fit_var", "collapse_grid_var")
 
 
 def cell_edges(per: pd.DataFrame, cells: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -86,7 +102,9 @@ def cell_edges(per: pd.DataFrame, cells: pd.DataFrame) -> tuple[pd.DataFrame, di
         for _, c in cells.iterrows():
             mine = per[per["cell"] == c["cell"]]
             cens = sorted(set(mine[f"{e}_censored"]) - {""})
-            ci = cell_interval(mine[f"ln_{e}"], s, dof, c.get("grid_step_ln", math.nan))
+            ci = cell_interval(mine[f"ln_{e}"], s, dof,
+                               float(mine[f"{e}_grid_var"].mean()) if len(mine) else math.nan,
+                               float(mine[f"{e}_fit_var"].mean()) if len(mine) else math.nan)
             if cens or not len(mine):
                 ci = dict(mean=math.nan, se=math.nan, lo=math.nan, hi=math.nan)
             vals.append({f"lambda_{e}": math.exp(ci["mean"]),

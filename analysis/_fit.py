@@ -1,19 +1,21 @@
 """Across cells: a per-step decay (d* or an edge) against b, B, T, and four rules.
 
-Pure: a table of cells in, JSON-ready numbers out. Model: ln d_i = c + x ln b_i +
-y ln B_i + z ln T_i + ε_i with ε_i ~ N(0, s²·se_i²), se_i each cell's standard error
-(pooled seed spread plus grid resolution, see `_best`), fitted by weighted least squares.
+Pure: a table of cells in, JSON-ready numbers out. Model (a mixed model with a cell
+random effect): ln d_i = c + x ln b_i + y ln B_i + z ln T_i + u_i + e_i, u_i ~ N(0, τ²)
+the cell effect, e_i ~ N(0, se_i²) the cell's own error (seed spread, plus the grid where
+a transition is unresolved; see `_best`, `_curve`). τ² is estimated from the residuals,
+and the fit is weighted by 1/(se_i² + τ²).
 
-* Residual scale s² = max(RSS/dof, 1): the fit is never more precise than the cells' own
-  errors say. Where the residual scatter dominates, its dof give the t and F quantiles;
-  where the cells' errors dominate, the seeds' pooled dof do. Without either there is
-  nothing to test against, and nothing is claimed.
-* An axis that does not vary (or only together with another) is not identified: its
+* Tests and intervals use the residual dof the design has (n − 1 − rank) and the scale
+  max(RSS/dof, 1) at those dof: the cells' errors are never trusted beyond what the
+  scatter between cells checks. With no residual dof nothing is tested.
+* An axis whose exponent the cells' errors cannot pin down (it does not vary, or only
+  together with another, or far less than the errors resolve) is not identified: its
   exponent is null and rules are compared along the identified directions only.
 * Rules (sqrt, the two timescale rules, and the null rule `constant`) are nested in the
   free fit: each is an F test of the extra weighted RSS its fixed exponents cost. A rule is
-  compatible at p ≥ 0.05. AICc weights (variance profiled, floored at the cells' errors)
-  are reported as relative support only: they never say that a rule fits.
+  compatible at p ≥ 0.05 (after the Holm correction of `_decide`). AICc weights are
+  reported as relative support only: they never say that a rule fits.
 """
 
 from __future__ import annotations
@@ -56,8 +58,11 @@ class Regression:
     rss: float  # weighted residual sum of squares of the free fit
     dof: int  # residual dof: n - 1 - rank
     s2: float  # residual scale used for intervals and tests
-    dof_q: int  # dof of the quantiles (0: nothing to test against)
-    source: str  # "residuals" or "cells" (what s2 came from)
+    dof_q: int  # dof of the quantiles: the residual dof (0: nothing to test against)
+    source: str  # where the error model came from, in words
+    w: np.ndarray  # the weights used: 1/(se_i² + tau2)
+    tau2: float  # the cell random effect's variance (NaN when it cannot be estimated)
+    dof_ci: int  # dof of the exponents' intervals: residual, else the seeds' (unchecked)
 
 
 def usable(cells: pd.DataFrame, col: str = "d_star", interior: bool = True) -> pd.Series:
@@ -123,9 +128,9 @@ def _wrss(r: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     return float(np.sum(w * (r - c) ** 2)), c
 
 
-def regress(y: np.ndarray, X: np.ndarray, w: np.ndarray, seed_dof: int) -> Regression:
-    """The free weighted fit with its residual scale and test dof."""
-    n = len(y)
+def _free(y: np.ndarray, X: np.ndarray, w: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, int, float, np.ndarray, np.ndarray]:
+    """Weighted fit along the identified directions: (beta, ident, rank, rss, Z, V)."""
     sw = np.sqrt(w)
     Xc, yc = X - (w @ X) / w.sum(), y - (w @ y) / w.sum()
     Xw, yw = Xc * sw[:, None], yc * sw
@@ -135,14 +140,59 @@ def regress(y: np.ndarray, X: np.ndarray, w: np.ndarray, seed_dof: int) -> Regre
     Z = Xw @ V
     gamma = np.linalg.lstsq(Z, yw, rcond=None)[0] if rank else np.zeros(0)
     beta = V @ gamma
-    rss = float(np.sum((yw - Xw @ beta) ** 2))
+    return beta, ident, rank, float(np.sum((yw - Xw @ beta) ** 2)), Z, V
+
+
+def _tau2(rss: float, dof: int, w: np.ndarray, Z: np.ndarray) -> float:
+    """Method-of-moments variance of a cell random effect (DerSimonian-Laird for a
+    regression): the excess of the weighted RSS over its dof, in units of the weights."""
+    sw = np.sqrt(w)
+    Zt = np.column_stack([sw, Z])  # the intercept and the identified directions, weighted
+    H = Zt @ np.linalg.pinv(Zt.T @ Zt) @ Zt.T  # hat matrix of the weighted fit
+    trace_p = float(np.sum(w) - np.sum(np.diag(H) * w))
+    return max(0.0, (rss - dof) / trace_p) if trace_p > 0 else 0.0
+
+
+def regress(y: np.ndarray, X: np.ndarray, se2: np.ndarray, seed_dof: int = 0) -> Regression:
+    """The free fit under a mixed model: ln d_i = c + X_i·β + u_i + e_i, with the cell
+    effect u_i ~ N(0, τ²) estimated from the data and e_i ~ N(0, se_i²) the cell's own
+    error (seed spread, and the grid where a transition is unresolved).
+
+    Tests use the residual dof the design really has (n − 1 − rank), never the seeds':
+    whether the cells' errors explain the scatter between cells is what the residuals
+    check, and with few of them the check is weak (the verdict says so). The scale is
+    max(RSS/dof, 1) at those fixed dof (Knapp-Hartung, floored): never more precise than
+    the cells' own errors, and no switch of dof. Cells without an error of their own
+    (one seed, nothing unresolved) weigh alike and τ² carries all their scatter. With no
+    residual dof the exponents' intervals rest on the cells' errors alone (the seeds'
+    dof, unchecked: `source` says so) and no rule is tested."""
+    n = len(y)
+    own = np.isfinite(se2) & (se2 > 0)
+    se2 = np.where(own, se2, 0.0)
+    w0 = 1.0 / se2 if own.all() else np.ones(n)
+    beta, ident, rank, rss, Z, V = _free(y, X, w0)
     dof = n - 1 - rank
-    if dof > 0 and rss / dof > 1.0:
-        s2, dof_q, src = rss / dof, dof, "residuals"
+    tau2 = math.nan
+    if dof > 0:
+        tau2 = _tau2(rss, dof, w0, Z) if own.all() else rss / dof
+        w = 1.0 / (se2 + tau2) if (tau2 > 0 or own.all()) else np.ones(n)
+        beta, ident, rank, rss, Z, V = _free(y, X, w)
+        dof = n - 1 - rank
     else:
-        s2, dof_q, src = 1.0, seed_dof, "cells"
-    cov = s2 * (V @ np.linalg.inv(Z.T @ Z) @ V.T) if rank else np.zeros((X.shape[1],) * 2)
-    return Regression(beta, cov, ident, rank, rss, dof, s2, dof_q, src)
+        w = w0
+    if dof > 0:
+        s2, dof_q = max(rss / dof, 1.0), dof
+        src = (f"the residuals ({dof} dof): cells' own errors plus a cell effect "
+               f"τ = {math.sqrt(tau2):.3g} in ln d")
+    else:
+        s2, dof_q, src = 1.0, 0, "nothing: no residual dof to estimate the error model"
+    k = X.shape[1]
+    cov = s2 * (V @ np.linalg.inv(Z.T @ Z) @ V.T) if rank else np.zeros((k, k))
+    dof_ci = dof_q or (seed_dof if own.all() else 0)
+    if not dof_q and dof_ci:
+        src = (f"the cells' own errors alone ({seed_dof} seed dof): no residual dof to "
+               "check them, so no rule is tested")
+    return Regression(beta, cov, ident, rank, rss, dof, s2, dof_q, src, w, tau2, dof_ci)
 
 
 def _aicc(rss: float, n: int, k: int = 2) -> float:
@@ -173,7 +223,7 @@ def score_rule(name: str, y: np.ndarray, X: np.ndarray, w: np.ndarray, reg: Regr
     loco = [r[i] - np.sum(np.delete(w * r, i)) / np.sum(np.delete(w, i)) for i in range(n)
             ] if n > 1 else []
     s2r = max(rss / (n - 1), 1.0) if n > 1 else 1.0
-    dq = (n - 1) if n > 1 and rss / (n - 1) > 1.0 else reg.dof_q
+    dq = n - 1  # the rule leaves only its constant free: its residual dof, always
     label, sign = CONSTANTS[name]
     const = _ci(c * sign, math.sqrt(s2r / np.sum(w)), _q(dq) if dq > 0 else None)
     const = {k: None if v is None else math.exp(v + shape * (k == "ci_high") -
@@ -193,7 +243,7 @@ def _weights(rules: dict[str, dict[str, Any]]) -> None:
 
 
 def exponents(reg: Regression, X: np.ndarray) -> dict[str, dict[str, Any]]:
-    q = _q(reg.dof_q) if reg.dof_q > 0 else None
+    q = _q(reg.dof_ci) if reg.dof_ci > 0 else None
     null = {"estimate": None, "ci_low": None, "ci_high": None}
     return {a: (_ci(float(reg.beta[j]), math.sqrt(max(reg.cov[j, j], 0.0)), q) if reg.ident[j]
                 else {**null, "note": _why(j, X)}) for j, a in enumerate(AXIS_NAMES)}
@@ -209,7 +259,7 @@ class Design:
     cells: pd.DataFrame
 
 
-def fit(cells: pd.DataFrame, col: str, se_col: str, seed_dof: int, interior: bool = True
+def fit(cells: pd.DataFrame, col: str, se_col: str, interior: bool = True, seed_dof: int = 0
         ) -> tuple[dict[str, Any], Design | None]:
     """The free fit and every rule for one per-step quantity (d*, d_onset, d_collapse)."""
     use = cells[usable(cells, col, interior)]
@@ -225,10 +275,11 @@ def fit(cells: pd.DataFrame, col: str, se_col: str, seed_dof: int, interior: boo
     y = np.log(use[col].to_numpy(float))
     X = np.log(use[list(COLUMNS)].to_numpy(float))
     se = use[se_col].to_numpy(float)
-    w = 1.0 / np.where(np.isfinite(se) & (se > 0), se, np.nanmax(np.r_[se, 0.1])) ** 2
-    reg = regress(y, X, w, seed_dof)
+    reg = regress(y, X, se**2, seed_dof)
+    w = reg.w
     out["exponents"] = exponents(reg, X)
     out.update(dof=reg.dof, residual_scale=reg.s2, scale_from=reg.source, test_dof=reg.dof_q,
+               cell_effect_sd_ln=math.sqrt(reg.tau2) if math.isfinite(reg.tau2) else None,
                identified=[a for a, i in zip(AXIS_NAMES, reg.ident) if i])
     h = float(np.nanmedian(use["grid_step_ln"])) if "grid_step_ln" in use else 0.0
     out["constant_shape_allowance_ln"] = h if math.isfinite(h) else 0.0
@@ -236,8 +287,8 @@ def fit(cells: pd.DataFrame, col: str, se_col: str, seed_dof: int, interior: boo
                     for k in RULES}
     _weights(out["rules"])
     if reg.rank and reg.dof_q <= 0:
-        out["notes"].append("no residual degrees of freedom and one seed per cell: nothing "
-                            "to test the rules against (run more seeds or more cells)")
+        out["notes"].append(f"{col}: no residual degrees of freedom ({n} cells, {reg.rank} "
+                            "exponents): nothing to test the rules against (add cells)")
     return out, Design(y, X, w, reg, use)
 
 

@@ -42,11 +42,20 @@ def finals(hist: pd.DataFrame, window: float = WINDOW, last: int | None = None
 
 
 def delays(hist: pd.DataFrame, levels: tuple[float, ...] = DELAY_LEVELS) -> pd.DataFrame:
-    """The first step at which test accuracy reaches each level (NaN if never)."""
+    """The first step at which test accuracy reaches each level (NaN if never); also the
+    run's best test accuracy, the first step reaching half of it (the within-run onset,
+    no λ grid involved) and the run's first evaluated step (a half-best reached there is
+    censored: it may have come earlier)."""
     out = {}
     for q in levels:
         hit = hist[hist["test_acc"] >= q]
         out[f"step_to_{q:g}"] = hit.groupby("run")["step"].min()
+    ok = hist.dropna(subset=["test_acc", "step"])
+    best = ok.groupby("run")["test_acc"].max()
+    half = ok[ok["test_acc"] >= 0.5 * ok["run"].map(best)]
+    out["best_test_acc"] = best
+    out["step_to_half_best"] = half.groupby("run")["step"].min()
+    out["first_step"] = ok.groupby("run")["step"].min()
     return pd.DataFrame(out)
 
 
@@ -83,6 +92,7 @@ def summarize(hist: pd.DataFrame, keys: list[str], curves: bool, window: float =
         runs["collapse_period_cv"] = per.map(lambda p: p[1]).reindex(runs.index)
     else:
         events = pd.DataFrame(columns=["run", *_collapse.EVENT_COLUMNS])
-        for c in (*(f"step_to_{q:g}" for q in DELAY_LEVELS), "n_collapses", "collapse_period"):
+        for c in (*(f"step_to_{q:g}" for q in DELAY_LEVELS), "n_collapses", "collapse_period",
+                  "best_test_acc", "step_to_half_best", "first_step"):
             runs[c] = np.nan
     return runs.reset_index(), events

@@ -116,3 +116,17 @@ def small_study(seed: int = 0) -> pd.DataFrame:
                     seed=seed)
     df = df.assign(batch_norm=True, epochs=df["epochs"].astype(int))
     return df.assign(config_hash=[f"h{i:04d}" for i in range(len(df))]).reset_index(drop=True)
+
+
+def true_targets(x_on: float, x_col: float, tol: float = 0.02) -> dict[str, float]:
+    """The noiseless curves' λ* (centre of the test curve's top within `tol` of its
+    maximum), onset (test first reaches half its maximum) and collapse (train falls below
+    half its plateau), in ln λ: what the grid-free estimators aim at."""
+    fine = np.linspace(x_on - 3, x_col + 3, 40001)
+    test, train = curves(fine, x_on, x_col)
+    top = fine[test >= (1 - tol) * test.max()]
+    i = int(np.argmax(train))
+    below = np.flatnonzero(train[i:] < 0.5 * train[i])
+    return {"lambda_star": float((top[0] + top[-1]) / 2),
+            "onset": float(fine[np.flatnonzero(test >= 0.5 * test.max())[0]]),
+            "collapse": float(fine[i + below[0]])}

@@ -52,9 +52,13 @@ def test_per_seed_optima_recover_a_known_optimum_with_intervals() -> None:
     assert c["d_star"] == pytest.approx(c["lambda_star"] * 1e-3)
     assert c["n_seeds"] == 4 and c["n_lambdas"] == 21
     assert len(seeds) == 4 and pool["dof"] == 3
-    # The interval holds the grid term: never narrower than h/sqrt(12) in ln.
-    h = math.log(10 / 0.01) / 20
-    assert c["se_ln_star"] >= h / math.sqrt(12) - 1e-12
+    # Both slopes have grid points on them (resolved): no assumed grid term (which was
+    # h/sqrt(12) = 0.10 here whatever the data); the error is the seeds' scatter, floored
+    # at the curve fits' own variance (this curve is not the model's shape: it misfits).
+    assert (seeds["star_grid_var"] == 0).all() and (seeds["estimator"] == "curve").all()
+    var = max(pool["sd_ln_lambda_star"] ** 2, seeds["star_fit_var"].mean()) / 4
+    assert c["se_ln_star"] == pytest.approx(math.sqrt(var))
+    assert c["se_ln_star"] < 0.05
 
 
 def test_seed_spread_is_pooled_over_cells() -> None:
@@ -62,7 +66,10 @@ def test_seed_spread_is_pooled_over_cells() -> None:
     b = _runs(np.geomspace(0.01, 10, 21), 1.0, seeds=2, noise=0.05).assign(cell="b")
     cells, seeds, pool = best_lambda(pd.concat([a, b], ignore_index=True), keys=[])
     assert pool["dof"] == 2  # one dof from each 2-seed cell
-    assert cells["se_ln_star"].nunique() == 1  # same seeds, same grid: same se
+    # The spread is pooled, but each cell's error is floored at its own curve fits'
+    # variance: the cell with 5x the accuracy noise is not credited with the quiet one's.
+    se = cells.set_index("cell")["se_ln_star"]
+    assert se["b"] > se["a"] >= pool["sd_ln_lambda_star"] / math.sqrt(2) - 1e-12
 
 
 @pytest.mark.parametrize(("star", "edge", "word"), [(0.003, "low", "extend below"),
@@ -81,12 +88,22 @@ def test_zero_decay_beating_every_lambda_is_flagged() -> None:
     assert c["baseline_acc"] == pytest.approx(0.99)
 
 
-def test_one_seed_has_only_the_grid_term() -> None:
-    cells, _, pool = best_lambda(_runs(np.geomspace(0.01, 10, 13), 0.3, seeds=1), keys=[])
+def test_one_seed_has_the_curve_fits_own_error() -> None:
+    """One seed: no spread to measure. The curve's interval is then its fit's own (delta
+    method from the least-squares covariance); the smoothed estimator keeps only its
+    assumed grid term h/sqrt(12)."""
+    cells, seeds, pool = best_lambda(_runs(np.geomspace(0.01, 10, 13), 0.3, seeds=1),
+                                     keys=[])
     c = cells.iloc[0]
     assert np.isfinite(c["lambda_star"]) and pool["dof"] == 0
+    assert c["se_ln_star"] == pytest.approx(math.sqrt(seeds["star_fit_var"].iloc[0] +
+                                                      seeds["star_grid_var"].iloc[0]))
+    assert 0 < c["se_ln_star"] < 0.2
+    assert c["lambda_star_ci_low"] <= 0.3 <= c["lambda_star_ci_high"]
+    old, _, _ = best_lambda(_runs(np.geomspace(0.01, 10, 13), 0.3, seeds=1), keys=[],
+                            estimator="smoothed")
     h = math.log(1000) / 12
-    assert c["se_ln_star"] == pytest.approx(h / math.sqrt(12))
+    assert old.iloc[0]["se_ln_star"] == pytest.approx(h / math.sqrt(12))
 
 
 def test_a_cell_that_never_learns_is_flagged_low() -> None:
