@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis._schema import BOOKKEEPING, FINAL, LAST, AnalysisError
@@ -145,7 +146,7 @@ def _members(params: dict[str, Any], m: pd.DataFrame, errored: bool) -> pd.DataF
 
 
 def _tune(trials: list[Path]) -> Raw:
-    frames = []
+    frames, plain, configs = [], [], []
     for t in trials:
         try:
             raw = json.loads((t / "params.json").read_text())
@@ -159,16 +160,27 @@ def _tune(trials: list[Path]) -> Raw:
             frames.append(packed)
             continue
         reported = not m.empty
-        if not reported:
-            m = pd.DataFrame([{}])
-        m = m.drop(columns=[c for c in cfg if c in m.columns])
-        for k, v in cfg.items():
-            m[k] = v
-        m["run"] = t.name
         # Ray 2.60 writes done=False even in a finished trial's last row, so a trial that
         # reported is taken as finished; one stopped early cannot be told apart here.
-        m["status"] = "errored" if errored else ("completed" if reported else "pending")
-        frames.append(m)
+        status = "errored" if errored else ("completed" if reported else "pending")
+        plain.append(m if reported else pd.DataFrame([{}]))
+        configs.append({**cfg, "run": t.name, "status": status})
+    if plain:
+        frames.append(_with_config(plain, configs))
     df = pd.concat(frames, ignore_index=True)
     df = df.drop(columns=["trial_id"], errors="ignore")
     return Raw(df, "tune")
+
+
+def _with_config(metrics: list[pd.DataFrame], configs: list[dict[str, Any]]) -> pd.DataFrame:
+    """Each trial's config on each of its rows, joined once for all trials (a column set
+    per trial was most of the load at 10^3 trials). Where a trial reports a config key as
+    a metric too, the config's value wins, as it is what the trial ran with."""
+    m = pd.concat(metrics, ignore_index=True)
+    cfg = pd.DataFrame(configs)
+    cfg = cfg.iloc[np.repeat(np.arange(len(cfg)), [len(x) for x in metrics])]
+    cfg = cfg.reset_index(drop=True)
+    both = [c for c in cfg.columns if c in m.columns]
+    for c in both:
+        cfg[c] = cfg[c].combine_first(m[c])
+    return pd.concat([m.drop(columns=both), cfg], axis=1)
