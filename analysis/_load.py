@@ -118,9 +118,9 @@ def _metrics(trial: Path) -> pd.DataFrame:
         lines = (trial / "result.json").read_text().splitlines()
         rows = [json.loads(s) for s in lines if s.strip()]
         df = pd.json_normalize(rows, sep="/") if rows else pd.DataFrame()
-    keep = [c for c in df.columns if not c.startswith("config/") and c != "config"
-            and (c not in BOOKKEEPING or c == "trial_id")]
-    return df[keep]
+    drop = [c for c in df.columns if str(c).startswith("config/") or c == "config"
+            or (c in BOOKKEEPING and c != "trial_id")]
+    return df.drop(columns=drop) if drop else df
 
 
 def _members(params: dict[str, Any], m: pd.DataFrame, errored: bool) -> pd.DataFrame | None:
