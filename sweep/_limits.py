@@ -94,11 +94,14 @@ def check_storage(v: Any) -> str | None:
 def check_resource(t: dict, key: str, default: float, *, zero: bool) -> float:
     """resources.KEY: 0 (if `zero`) or a multiple of Ray's 1e-4 up to its maximum."""
     v = t.get(key, default)
-    ok = (not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+    ok = (not isinstance(v, bool) and isinstance(v, int | float)
+          and (isinstance(v, int) or math.isfinite(v))
           and ((zero and v == 0) or RESOURCE_STEP <= v <= MAX_RESOURCE))
     if not ok:
         low = "0 or a number" if zero else "a number"
-        raise _error(f"resources.{key}", f"got {v!r}; must be {low} in [{RESOURCE_STEP:g}, "
+        from trainer.presets import shown
+
+        raise _error(f"resources.{key}", f"got {shown(v)}; must be {low} in [{RESOURCE_STEP:g}, "
                      f"{MAX_RESOURCE:g}] (Ray counts resources in units of {RESOURCE_STEP:g})")
     return v
 
@@ -108,12 +111,16 @@ def check_paths(code: Any, base: Path | None) -> None:
     of an unknown user): one line, before sweep._code looks at them."""
     if not isinstance(code, list):
         return  # sweep._code.parse_user says what `code` must be
+    from trainer.presets import shown
+
     for d in code:
         if not isinstance(d, str) or not d:
             continue
         try:
             p = Path(d).expanduser()
-            (p if p.is_absolute() else (base or Path.cwd()) / p).resolve()
+            (p if p.is_absolute() else (base or Path.cwd()) / p).resolve().is_dir()
         except (RuntimeError, OSError, ValueError) as e:
-            raise _error("code", f"got {d!r}: cannot resolve it ({e}); allowed: directories "
-                         "(relative to the spec) that hold your modules") from None
+            why = e.strerror if isinstance(e, OSError) and e.strerror else \
+                "a symlink loop" if "loop" in str(e).lower() else str(e)[:80]
+            raise _error("code", f"got {shown(d)}: cannot resolve it ({why}); allowed: "
+                         "directories (relative to the spec) that hold your modules") from None

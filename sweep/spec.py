@@ -12,7 +12,7 @@ import numpy as np
 from sweep._limits import check_paths, check_resource, check_storage, parse_toml
 from trainer import ConfigError, preset
 from trainer.config import DECAY_KEYS, FIELDS, MAX_INT
-from trainer.presets import PRESETS, coerce
+from trainer.presets import PRESETS, coerce, shown
 from trainer.user import arg_key
 
 SECTIONS = {
@@ -21,6 +21,9 @@ SECTIONS = {
     "resources": ("cpus_per_trial", "gpus_per_trial"),
     "run": ("pack", "checkpoint_every", "max_failures", "storage", "callbacks"),
 }
+
+
+MAX_NAME = 128  # bytes (UTF-8): the study id is the name plus a suffix, in one file name
 
 
 class SpecError(ConfigError):
@@ -77,11 +80,12 @@ def parse(text: str, base: Path | None = None) -> Spec:
     raw = parse_toml(text)
     _only(raw, SECTIONS["top"], "")
     name = raw.get("name")
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise SpecError("name", f"got {name!r}; must be a non-empty string of letters, "
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name) \
+            or len(name.encode()) > MAX_NAME:  # it names directories: one path component
+        raise SpecError("name", f"got {shown(name)}; must be 1-{MAX_NAME} bytes of letters, "
                         "digits, '-', '_' or '.'")
     pre = raw.get("preset", "seed")
-    if pre not in PRESETS:
+    if not isinstance(pre, str) or pre not in PRESETS:
         raise SpecError("preset", f"unknown preset {pre!r}; allowed: {', '.join(PRESETS)}")
     fixed = _table(raw, "fixed")
     for k, v in fixed.items():
@@ -198,12 +202,12 @@ def _number(t: dict, where: str, key: str, default: float, *, lo: float,
             lo_open: bool = False, integer: bool = False) -> float:
     v = t.get(key, default)
     kind = "an integer" if integer else "a number"
-    bad = (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
-           or (integer and not float(v).is_integer()) or v < lo or (lo_open and v == lo)
-           or (integer and v > MAX_INT))
+    bad = (isinstance(v, bool) or not isinstance(v, int | float)
+           or (isinstance(v, float) and not (math.isfinite(v) and (v.is_integer() or not integer)))
+           or v < lo or (lo_open and v == lo) or (integer and v > MAX_INT))
     if bad:
         bound = f"> {lo}" if lo_open else f">= {lo}"
-        raise SpecError(where, f"got {v!r}; must be {kind} {bound}"
+        raise SpecError(where, f"got {shown(v)}; must be {kind} {bound}"
                         + (f" and <= {MAX_INT}" if integer else ""))
     return v
 

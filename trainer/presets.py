@@ -67,7 +67,7 @@ def coerce(key: str, value: Any, strict: bool = False) -> Any:
     if strict and tp is not str and (isinstance(value, str) or (
             typing.get_origin(tp) is tuple and isinstance(value, list)
             and any(isinstance(v, str) for v in value))):
-        raise ConfigError(key, f"got {_shown(value)}, a string; must be {_type_name(tp, strict)}"
+        raise ConfigError(key, f"got {shown(value)}, a string; must be {_type_name(tp, strict)}"
                           " (write it without quotes)")
     try:
         if typing.get_origin(tp) is tuple:
@@ -75,14 +75,14 @@ def coerce(key: str, value: Any, strict: bool = False) -> Any:
             return tuple(_scalar(int, v) for v in items)
         return _scalar(tp, value)
     except OverflowError:
-        raise ConfigError(key, f"got {_shown(value)}; must be an integer in [-{MAX_INT}, "
+        raise ConfigError(key, f"got {shown(value)}; must be an integer in [-{MAX_INT}, "
                           f"{MAX_INT}] (int64)") from None
     except (TypeError, ValueError):
-        raise ConfigError(key, f"got {_shown(value)}; expected {_type_name(tp, strict)}") \
+        raise ConfigError(key, f"got {shown(value)}; expected {_type_name(tp, strict)}") \
             from None
 
 
-def _shown(v: Any) -> str:
+def shown(v: Any) -> str:
     """repr(v) for a message: a huge integer by its size (its digits would fill screens)."""
     if isinstance(v, int) and v.bit_length() > 64:
         return f"an integer of {v.bit_length()} bits"
