@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import _best, _estimate, _load, _normalize, _summary
+from analysis import _best, _estimate, _load, _normalize, _sensitivity, _summary
 from analysis._schema import AXES, UNIT_LABEL, AnalysisError
 
 NO_FIGURES = "figures not drawn (--no-figures / figures=False): the notes below on absent "\
@@ -151,6 +151,8 @@ def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
     cells, seeds, fit = _estimate.estimate(runs, frame.keys, tol=tol)
     fit.update(unit_of_lambda=frame.unit, tolerance=tol, tolerance_kind="relative",
                window=window if last is None else None, last=last)
+    _sensitivity.attach(fit, runs, frame.hist, frame.keys, frame.curves, cells, window, last,
+                        tol)
     warn = [*frame.warnings, *_checks(runs, cells, frame.keys, frame.unit, frame.curves,
                                       window, last), *fit["notes"]]
     a = Analysis(runs, cells, seeds, _best.curve_table(runs), fit, events, frame.hist,

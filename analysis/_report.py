@@ -107,9 +107,12 @@ def _exponent_table(fits: dict[str, dict[str, Any]]) -> str:
 def _fit_tables(fit: dict[str, Any]) -> str:
     if not fit.get("rules"):
         return '<p class="absent">No fit: fewer than two usable cells.</p>'
+    within = fit.get("within_run_onset") or {}
     fits = {"λ* (d*)": fit, **{f"{e} edge": v for e, v in (fit.get("edges") or {}).items()
-                               if v.get("rules")}}
+                               if v.get("rules")},
+            **({"within-run onset": within} if within.get("rules") else {})}
     rules = pd.DataFrame([{"rule": k, "p (F test vs free fit)": g(r["p_value"], 2),
+                           "p (Holm)": g(r.get("p_holm"), 2),
                            "compatible": "yes" if r["compatible"] else "no",
                            "AICc weight (relative)": f"{r['weight']:.3g}",
                            "leave-one-cell-out RMSE (ln d*)": g(r["loco_rmse_ln"]),
@@ -122,11 +125,43 @@ def _fit_tables(fit: dict[str, Any]) -> str:
             f"{_exponent_table(fits)}"
             f"<h3>Rules (each with a free constant), tested on d*</h3>"
             f"{rules.to_html(index=False, border=0)}"
-            f"<p class='meta'>Verdict: {html.escape(str(v['rule']))} ({v['strength']}); "
+            f"<p class='meta'>Verdict (on {html.escape(str(v.get('target', 'lambda_star')))}"
+            f"): {html.escape(str(v['rule']))} ({v['strength']}); "
             f"compatible: {html.escape(', '.join(v['compatible']) or 'none')}. "
+            f"{html.escape(_holm(fit))} "
             f"{fit['n_cells']} of {fit['n_cells_total']} cells used; residual dof "
-            f"{fit.get('dof', '–')}; residual scale {g(fit.get('residual_scale'))} (from the "
-            f"{fit.get('scale_from', '–')}); test dof {fit.get('test_dof', '–')}.</p>")
+            f"{fit.get('dof', '–')}; residual scale {g(fit.get('residual_scale'))} (from "
+            f"{html.escape(str(fit.get('scale_from', '–')))}); test dof "
+            f"{fit.get('test_dof', '–')}.</p>")
+
+
+def _sensitivity_table(fit: dict[str, Any]) -> str:
+    rows = fit.get("sensitivity") or []
+    if len(rows) <= 1:
+        return '<p class="absent">No sensitivity report: nothing could be rerun.</p>'
+    ref = (rows[0]["rule"], rows[0]["strength"])
+    t = pd.DataFrame([{"analysis choice": r["choice"], "rule": r["rule"] or "–",
+                       "strength": r["strength"],
+                       "compatible": ", ".join(r["compatible"]) or "none",
+                       "same verdict": "yes" if (r["rule"], r["strength"]) == ref else "NO"}
+                      for r in rows])
+    v = fit.get("verdict") or {}
+    word = {True: "stable: every choice gives the same verdict",
+            False: "fragile: the verdict changes under the choices marked NO",
+            None: "not checked"}[v.get("stable")]
+    skipped = "".join(f"<li>left out: {html.escape(x)}</li>"
+                      for x in fit.get("sensitivity_skipped") or [])
+    return (f"<p class='meta'>The verdict is {word}.</p>"
+            f"{t.to_html(index=False, border=0, escape=True)}"
+            + (f"<ul>{skipped}</ul>" if skipped else ""))
+
+
+def _holm(fit: dict[str, Any]) -> str:
+    mt = fit.get("multiple_testing")
+    if not mt:
+        return ""
+    return (f"p-values are Holm-adjusted over {mt['n_tests']} tests ({mt['family']}); a rule "
+            f"is compatible at adjusted p ≥ {mt['alpha']:g}.")
 
 
 def _runs_table(a: Analysis) -> str:
@@ -147,6 +182,10 @@ def _window(fit: dict[str, Any]) -> str:
 
 def _headline(fit: dict[str, Any]) -> str:
     v = fit.get("verdict") or {}
+    if v.get("rule") and v.get("stable") is False:
+        n = len(fit.get("sensitivity") or []) - 1
+        return (f"{v['rule']}, fragile: {v['strength']} as analyzed, but it changes under "
+                f"{len(v.get('changes_under') or [])} of {n} analysis choices")
     if v.get("rule"):
         return f"{v['rule']} ({v['strength']})"
     ok = v.get("compatible")
@@ -181,6 +220,8 @@ def render(a: Analysis) -> str:
         f"<h2>Figures</h2>{_figures(a)}",
         f"<h2>Best λ per cell</h2><div class='scroll'>{_cell_table(a)}</div>",
         f"<h2>Scaling-rule fit</h2><div class='scroll'>{_fit_tables(a.fit)}</div>",
+        f"<h2>Sensitivity of the verdict</h2><div class='scroll' id='sensitivity'>"
+        f"{_sensitivity_table(a.fit)}</div>",
         f"<h2>Runs</h2><div class='scroll'>{_runs_table(a)}</div>",
     ]
     return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"

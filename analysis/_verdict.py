@@ -62,8 +62,14 @@ def _rules(fit: dict[str, Any]) -> str:
         return "The rules cannot be compared on these cells."
     rules = fit["rules"]
     if v["rule"] is not None:
-        return (f"Of the four rules only the {_NAMES[v['rule']]} is compatible with the free "
-                f"fit: {v['reason']}. Evidence: {v['strength']}.")
+        s = (f"Of the four rules only the {_NAMES[v['rule']]} is compatible with the free "
+             f"fit of λ*{_holm(fit)}: {v['reason']}. Evidence: {v['strength']}")
+        if v.get("stable") is False:
+            ch = v.get("changes_under") or []
+            return (s + f" as analyzed, but fragile: the verdict changes under {len(ch)} "
+                    f"of {len(fit.get('sensitivity') or []) - 1} analysis choices "
+                    f"({', '.join(ch[:3])}{', ...' if len(ch) > 3 else ''}).")
+        return s + "."
     ok = v["compatible"]
     if not ok:
         return ("None of the four rules fits: each is rejected against the free fit at "
@@ -71,10 +77,22 @@ def _rules(fit: dict[str, Any]) -> str:
     if len(ok) == len(rules):
         s = f"The data cannot tell the rules apart ({v['reason']}): all four remain compatible."
     else:
-        p = ", ".join(f"{k} p = {g(rules[k]['p_value'], 2)}" for k in rules if k not in ok)
+        p = ", ".join(f"{k} p = {g(_p(rules[k]), 2)}" for k in rules if k not in ok)
         s = (f"The data cannot single out a rule: {', '.join(ok)} remain compatible with the "
-             f"free fit (F test, p ≥ 0.05); rejected: {p}.")
+             f"free fit of λ* (F test, p ≥ 0.05{_holm(fit, ', ')}); rejected: {p}.")
     return s + _design(fit.get("design"))
+
+
+def _holm(fit: dict[str, Any], sep: str = "") -> str:
+    mt = fit.get("multiple_testing")
+    if not mt:
+        return ""
+    s = f"Holm-adjusted over {mt['n_tests']} tests: targets × rules"
+    return f"{sep}{s}" if sep else f" ({s})"
+
+
+def _p(r: dict[str, Any]) -> float | None:
+    return r["p_holm"] if r.get("p_holm") is not None else r["p_value"]
 
 
 def _lambda_norm(fit: dict[str, Any]) -> str:
@@ -106,7 +124,10 @@ def _edges(cells: pd.DataFrame) -> str:
 
 def _edge_fits(fit: dict[str, Any]) -> str:
     out = []
-    for name, e in (fit.get("edges") or {}).items():
+    targets = {**{f"{k} edge": v for k, v in (fit.get("edges") or {}).items()},
+               **({"within-run onset": fit["within_run_onset"]}
+                  if fit.get("within_run_onset") else {})}
+    for name, e in targets.items():
         known = [f"{a}^{interval(v, 2)}" for a, v in e["exponents"].items()
                  if v["estimate"] is not None]
         if not known:
@@ -114,9 +135,10 @@ def _edge_fits(fit: dict[str, Any]) -> str:
         v = e.get("verdict") or {}
         ok = v.get("compatible") or []
         rules = ", ".join(ok) if ok else "none of the four rules"
-        out.append(f"the {name} edge scales as d ∝ {' · '.join(known)} over {e['n_cells']} "
+        out.append(f"the {name} scales as d ∝ {' · '.join(known)} over {e['n_cells']} "
                    f"cells ({rules} compatible)")
-    return ("Edges of the good region: " + "; ".join(out) + ".") if out else ""
+    return ("Beside λ* (each tested like it, Holm-corrected together): " + "; ".join(out)
+            + ".") if out else ""
 
 
 def verdict(fit: dict[str, Any], cells: pd.DataFrame) -> list[str]:
