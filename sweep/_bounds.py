@@ -185,9 +185,12 @@ def check_plan(plan, spec, yes: bool) -> None:
     ref, keys = preset_config(spec), [*spec.fixed, *spec.grid]
     on_device = spec.gpus_per_trial > 0
     where = _locator(spec)
+    gpu = _gpu_share(spec) if on_device else None
     for t in plan.trials:
         try:
             check_members(t.members, ref=ref, keys=keys, on_device=on_device)
+            if gpu is not None:
+                _check_gpu(t.members, gpu, ref, keys)
         except ConfigError as e:
             raise SpecError(where(e.key), str(e).split(": ", 1)[1]) from None
     packs = [t.members for t in plan.trials]
@@ -207,6 +210,33 @@ def check_plan(plan, spec, yes: bool) -> None:
     at = where(key) if key else "grid" if len(plan.members) > 1 else where("steps")
     raise SpecError(at, f"~{hours:,.0f} estimated core-hours for {len(plan.members):,} "
                     f"members; more than {CONFIRM_CORE_HOURS:,.0f} needs --yes")
+
+
+def _gpu_share(spec) -> int | None:
+    """Bytes of GPU memory a trial may use (its share of the card, as sweep.plan.pack_size
+    counts it); None when the planner's host does not know its GPU."""
+    from trainer.memory import FIXED_BYTES, HEADROOM, gpu_memory_bytes
+
+    mem = gpu_memory_bytes()
+    return None if mem is None else int((mem * min(1.0, spec.gpus_per_trial) - FIXED_BYTES)
+                                        * HEADROOM)
+
+
+def _check_gpu(members: Sequence[TrainConfig], usable: int, ref: TrainConfig,
+               keys: Iterable[str]) -> None:
+    """A pack's device memory (trainer.memory.member_bytes) within the trial's share:
+    pack_size fits K to it, but one member may already be too large."""
+    from trainer.memory import member_bytes
+
+    def need(ms: Sequence[TrainConfig]) -> float:
+        return float(len(ms) * member_bytes(ms[0]))
+
+    if need(members) <= usable:
+        return
+    key = culprit(members, keys, ref, need, usable) or "width"
+    raise ConfigError(key, f"got {getattr(members[0], key)!r}: ~{need(members) / GIB:,.1f} GiB "
+                      f"of GPU memory for {len(members)} member(s), more than the trial's "
+                      f"{max(usable, 0) / GIB:,.1f} GiB; allowed: a smaller {key}")
 
 
 def _locator(spec) -> Callable[[str], str]:

@@ -121,6 +121,20 @@ def test_huge_compute_names_the_field_and_needs_yes(tmp_path, wdsweep, edit, fie
     assert "members" in line
 
 
+def test_a_member_larger_than_its_gpu_share_names_the_field(tmp_path, monkeypatch):
+    """pack_size fits K to the card (trainer.memory); one member may not fit at all."""
+    import sweep
+    from sweep.spec import SpecError
+
+    monkeypatch.setenv("WDSWEEP_GPU_MEMORY_GB", "2")
+    spec = _with(fixed="width = 20000", res="gpus_per_trial = 1")
+    with pytest.raises(SpecError) as e:
+        sweep.run(parse(spec), tmp_path / "study")
+    assert e.value.key == "fixed.width" and "GPU memory" in str(e.value), str(e.value)
+    assert not (tmp_path / "study").exists()
+    sweep.run(parse(spec.replace("20000", "64")), tmp_path / "study", dry_run=True)
+
+
 # -- the estimates, against real runs --------------------------------------------------
 PEAK = """
 import json, resource, sys
