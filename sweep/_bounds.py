@@ -28,6 +28,7 @@ MAX_MEMBERS = 200_000  # a study's grid, even with --yes
 CONFIRM_MEMBERS = 10_000  # beyond this, --yes
 CONFIRM_CORE_HOURS = 1_000.0  # estimated compute beyond this, --yes
 GIB = 2**30
+HOST_MEMORY_ENV = "WDSWEEP_HOST_MEMORY_GB"
 
 
 def check_grid_size(spec, yes: bool) -> None:
@@ -43,6 +44,16 @@ def check_grid_size(spec, yes: bool) -> None:
 
 
 def _ram() -> int:
+    """Memory of a host that trains a trial: $WDSWEEP_HOST_MEMORY_GB (the cluster's nodes,
+    when they differ from the planner's machine), else this machine's."""
+    if (given := os.environ.get(HOST_MEMORY_ENV)) is not None:
+        try:
+            gib = float(given)
+        except ValueError:
+            gib = math.nan
+        if not (math.isfinite(gib) and gib > 0):
+            raise ConfigError(HOST_MEMORY_ENV, f"got {given!r}; allowed: a number of GiB > 0")
+        return int(gib * GIB)
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -123,7 +134,10 @@ def _check_memory(members: Sequence[TrainConfig], prefix: str, ref: TrainConfig,
         f"machine's {have / GIB:.0f} GiB"
     one = host_bytes(members[:1], on_device)
     if k > 1 and one <= have:  # the pack, not the member, is too large
-        fit = max(n for n in range(1, k) if host_bytes(members[:n], on_device) <= have)
+        fit, hi = 1, k  # host_bytes grows with the members: fits(fit), not fits(hi)
+        while hi - fit > 1:
+            mid = (fit + hi) // 2
+            fit, hi = (mid, hi) if host_bytes(members[:mid], on_device) <= have else (fit, mid)
         where = "pack" if not prefix else prefix.strip()
         raise ConfigError(where, f"got {k} members per trial: {said}; allowed: at most "
                           f"{fit} members of this shape per trial")

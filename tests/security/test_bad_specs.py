@@ -41,6 +41,13 @@ def _refused(tmp_path: Path, wdsweep, spec: str | bytes, *needles: str) -> str:
     return line
 
 
+@pytest.fixture(autouse=True)
+def host_memory(cli_env, monkeypatch):
+    """The memory bounds judged against a 24 GiB host (the dev box) on any machine."""
+    cli_env["WDSWEEP_HOST_MEMORY_GB"] = "24"
+    monkeypatch.setenv("WDSWEEP_HOST_MEMORY_GB", "24")
+
+
 NESTED = "[" * 500 + "]" * 500
 
 
@@ -95,6 +102,8 @@ def test_local_and_s3_storage_still_parse():
     (dict(fixed="depth = 100000"), ("fixed.depth", "GiB")),
     (dict(grid="width = [64, 200000]"), ("grid.width", "GiB")),
     (dict(fixed="test_size = 1e11"), ("fixed.test_size", "GiB")),
+    (dict(fixed="val_size = 4000000", text=TINY.replace("pack = 2", "pack = 8").replace(
+        "seed = [0, 1]", "seed = {lin = [0, 7, 8]}")), ("run.pack", "at most 2 members")),
     # the field that makes the decay explode, not the decay
     (dict(fixed="lr = 1e308"), ("fixed.lr", "per-step decay")),
     (dict(grid="lr = [1e-3, 1e308]"), ("grid.lr", "per-step decay")),
@@ -119,6 +128,11 @@ def test_bad_values_name_the_right_field(tmp_path, wdsweep, edit, needles):
 def test_huge_compute_names_the_field_and_needs_yes(tmp_path, wdsweep, edit, field):
     line = _refused(tmp_path, wdsweep, _with(**edit), field, "core-hours", "--yes")
     assert "members" in line
+
+
+def test_a_bad_host_memory_setting_is_one_line(tmp_path, wdsweep, cli_env):
+    cli_env["WDSWEEP_HOST_MEMORY_GB"] = "lots"
+    _refused(tmp_path, wdsweep, TINY, "WDSWEEP_HOST_MEMORY_GB", "GiB")
 
 
 def test_a_member_larger_than_its_gpu_share_names_the_field(tmp_path, monkeypatch):
