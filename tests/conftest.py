@@ -54,7 +54,8 @@ def wdsweep(cli_env):
     """Run the CLI in a real subprocess: wdsweep("train", "--out", d) -> CompletedProcess."""
 
     def run(*args: str, timeout: float = 600, **kw):
+        kw.setdefault("env", cli_env)
         return subprocess.run([sys.executable, "-m", "sweep.cli", *map(str, args)],
-                              env=cli_env, capture_output=True, text=True, timeout=timeout, **kw)
+                              capture_output=True, text=True, timeout=timeout, **kw)
 
     return run

@@ -48,10 +48,20 @@ def finished_study(ray_local, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def study(finished_study, tmp_path) -> Path:
-    """A copy of the finished study (its experiment URIs still name the original,
-    as in any copy of a study)."""
+    """A copy of the finished study, moved by its owner: its records name the copy's
+    own experiments (and are sealed by this user, as the user's own wdsweep would)."""
+    from sweep import study as st
+
     dst = tmp_path / "study"
     shutil.copytree(finished_study, dst, symlinks=True)
+    old, new = str(finished_study), str(dst)
+    state = json.loads((dst / "study.json").read_text().replace(old, new))
+    for e in state["experiments"]:
+        p = dst / "plans" / f"{e['name']}.json"
+        data = p.read_text().replace(old, new).encode()
+        p.write_bytes(data)
+        e["plan_sha256"] = hashlib.sha256(data).hexdigest()
+    st.write_state(dst, state)
     return dst
 
 
