@@ -54,6 +54,22 @@ def train_model(x: np.ndarray, p: np.ndarray) -> np.ndarray:
     return lo + (hi - lo) * _sig((k - x) / wk)
 
 
+def _test_jac(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    base, top, a, wa, c, wc = p
+    r, f = _sig((x - a) / wa), _sig((c - x) / wc)
+    amp, dr, df = top - base, r * (1 - r), f * (1 - f)
+    return np.column_stack([1 - r * f, r * f, -amp * f * dr / wa,
+                            -amp * f * dr * (x - a) / wa**2, amp * r * df / wc,
+                            -amp * r * df * (c - x) / wc**2])
+
+
+def _train_jac(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    lo, hi, k, wk = p
+    s = _sig((k - x) / wk)
+    ds = (hi - lo) * s * (1 - s)
+    return np.column_stack([1 - s, s, ds / wk, -ds * (k - x) / wk**2])
+
+
 def _first_cross(x: np.ndarray, y: np.ndarray, thr: float, up: bool) -> float:
     """First x where y crosses thr upwards (or downwards), linearly interpolated."""
     hit = np.flatnonzero(y >= thr if up else y < thr)
@@ -91,6 +107,7 @@ def _fit_test(xb: bytes, yb: bytes) -> tuple:
     for wa, wc in ((h / 2, h / 2), (0.1, 0.5), (0.5, 0.1)):
         p0 = np.clip([base, top, a0, wa, c0, wc], np.add(lo, 1e-9), np.subtract(hi, 1e-9))
         r = optimize.least_squares(lambda p: test_model(x, p) - y, p0, bounds=(lo, hi),
+                                   jac=lambda p: _test_jac(x, p),
                                    x_scale=[0.1, 0.1, h, h, h, h])
         if best is None or r.cost < best.cost:
             best = r
@@ -109,7 +126,7 @@ def _fit_train(xb: bytes, yb: bytes) -> tuple:
     p0 = np.clip([float(y[-1]), float(y[i]), k0, h / 2], np.add(lo, 1e-9),
                  np.subtract(hi, 1e-9))
     r = optimize.least_squares(lambda p: train_model(x, p) - y, p0, bounds=(lo, hi),
-                               x_scale=[0.1, 0.1, h, h])
+                               jac=lambda p: _train_jac(x, p), x_scale=[0.1, 0.1, h, h])
     return tuple(r.x), *_jac(r, len(x))
 
 
