@@ -86,7 +86,7 @@ def parse(text: str, base: Path | None = None) -> Spec:
                         "digits, '-', '_' or '.'")
     pre = raw.get("preset", "seed")
     if not isinstance(pre, str) or pre not in PRESETS:
-        raise SpecError("preset", f"unknown preset {pre!r}; allowed: {', '.join(PRESETS)}")
+        raise SpecError("preset", f"unknown preset {shown(pre)}; allowed: {', '.join(PRESETS)}")
     fixed = _table(raw, "fixed")
     for k, v in fixed.items():
         _check_key(f"fixed.{k}", k)
@@ -175,14 +175,15 @@ def _axis(key: str, v: Any) -> list[Any]:
         if len(v) != 1 or next(iter(v)) not in ("log", "lin"):
             raise SpecError(where, "a generated axis is {log = [lo, hi, n]} or {lin = [lo, hi, n]}")
         kind, args = next(iter(v.items()))
-        ok = (isinstance(args, list) and len(args) == 3
-              and all(isinstance(a, int | float) and not isinstance(a, bool) for a in args)
+        # finite, with a finite span: numpy would overflow (a warning and NaNs) otherwise
+        ok = (isinstance(args, list) and len(args) == 3 and all(map(_finite, args))
+              and math.isfinite(float(args[1]) - float(args[0]))
               and float(args[2]).is_integer() and args[2] >= 1)
         if not ok or (kind == "log" and min(args[:2]) <= 0) or not (
                 args[0] < args[1] or (args[0] == args[1] and args[2] == 1)):
-            raise SpecError(where, f"got {v}; expected {kind} = [lo, hi, n] with n >= 1"
+            raise SpecError(where, f"got {shown(v)}; expected {kind} = [lo, hi, n] with n >= 1"
                             + (", lo, hi > 0" if kind == "log" else "")
-                            + " and lo < hi (lo == hi only with n = 1)")
+                            + " and finite lo < hi (lo == hi only with n = 1)")
         lo, hi, n = args
         if n > 1_000_000:
             raise SpecError(where, f"got n = {n}; allowed: n <= 1000000")
@@ -198,16 +199,22 @@ def _axis(key: str, v: Any) -> list[Any]:
     return vals
 
 
+def _finite(a: Any) -> bool:
+    """A TOML number that is a finite float (an int beyond int64 is not)."""
+    if isinstance(a, bool) or not isinstance(a, int | float):
+        return False
+    return -MAX_INT <= a <= MAX_INT if isinstance(a, int) else math.isfinite(a)
+
+
 def _number(t: dict, where: str, key: str, default: float, *, lo: float,
-            lo_open: bool = False, integer: bool = False) -> float:
+            integer: bool = False) -> float:
     v = t.get(key, default)
     kind = "an integer" if integer else "a number"
     bad = (isinstance(v, bool) or not isinstance(v, int | float)
            or (isinstance(v, float) and not (math.isfinite(v) and (v.is_integer() or not integer)))
-           or v < lo or (lo_open and v == lo) or (integer and v > MAX_INT))
+           or v < lo or (integer and v > MAX_INT))
     if bad:
-        bound = f"> {lo}" if lo_open else f">= {lo}"
-        raise SpecError(where, f"got {shown(v)}; must be {kind} {bound}"
+        raise SpecError(where, f"got {shown(v)}; must be {kind} >= {lo}"
                         + (f" and <= {MAX_INT}" if integer else ""))
     return v
 

@@ -60,6 +60,8 @@ NESTED = "[" * 500 + "]" * 500
     (_with(fixed=f"depth = {10**400}"), ("fixed.depth", "1329 bits", "int64")),
     (_with(fixed=f"depth = {'9' * 5000}"), ("spec", "64 bits")),  # past int()'s 4300 digits
     (_with(fixed=f"depth = {10**30}"), ("fixed.depth", "int64")),
+    (_with(grid=f"width = {{lin = [1, 2, {10**400}]}}"), ("grid.width", "lin = [lo, hi, n]")),
+    (_with(grid="lr = {lin = [-1e308, 1e308, 3]}"), ("grid.lr", "finite")),  # no numpy warning
     (_with(res="cpus_per_trial = 1e-300"), ("resources.cpus_per_trial", "0.0001")),
     (_with(res="gpus_per_trial = 1e-9"), ("resources.gpus_per_trial", "0.0001")),
     (_with(res="cpus_per_trial = 1e300"), ("resources.cpus_per_trial",)),

@@ -107,7 +107,8 @@ def _mutate(rng: random.Random, spec: dict[str, Any]) -> None:
         _table(spec, "fixed")[rng.choice(KEYS)] = _value(rng)
     elif op == 1:
         _table(spec, "grid")[rng.choice(KEYS)] = rng.choice(
-            [[_value(rng) for _ in range(rng.randint(0, 3))], _value(rng)])
+            [[_value(rng) for _ in range(rng.randint(0, 3))], _value(rng),
+             {rng.choice(["log", "lin"]): [rng.choice(NUMBERS) for _ in range(3)]}])
     elif op == 2:
         section = rng.choice(list(SECTION_KEYS))
         _table(spec, section)[rng.choice(SECTION_KEYS[section])] = _value(rng)
