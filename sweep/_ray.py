@@ -30,6 +30,29 @@ def quiet() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
+class _FirstLine(logging.Filter):
+    """Ray's own messages one line each on the terminal: a fault that stops a sweep is
+    wdsweep's one line, not the last of a page of Ray's tracebacks (--ray-logs shows
+    them whole; a trial's own traceback is in its error.txt and results.csv)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        lines = record.getMessage().strip().splitlines() or [""]
+        more = len(lines) > 1 or record.exc_info is not None
+        record.msg = lines[0] + (" [... --ray-logs shows the rest]" if more else "")
+        record.args, record.exc_info, record.exc_text, record.stack_info = (), None, None, None
+        return True
+
+
+def one_line_ray_logs() -> None:
+    """Put `_FirstLine` on the handlers Ray's loggers write to (unless --ray-logs)."""
+    if os.environ.get(RAY_LOGS_ENV) == "1":
+        return
+    for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+        for h in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _FirstLine) for f in h.filters):
+                h.addFilter(_FirstLine())
+
+
 def before_import(address: str | None) -> None:
     """Call before anything imports `ray`: an embedded Ray (no address) is then
     loopback-only (see `connected`)."""
@@ -61,6 +84,7 @@ def connected(address: str | None, study: Path | None = None,
         yield False
         return
     quiet()
+    one_line_ray_logs()
     _check_reachable(address)
     # Trials print nothing; their errors reach error.txt and the progress view.
     kw: dict[str, Any] = dict(configure_logging=True, logging_level="WARNING",
