@@ -157,6 +157,8 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[dict[str
     """Start experiment exp-NNN under `root` with `trials`, record it, run it, collect it."""
     name = f"exp-{len(state['experiments']):03d}"
     uri = f"{root}/{name}"
+    if "://" not in root:  # local or NFS storage: Tune must write nowhere a link points
+        st.check_tree(study, Path(root))
     try:  # build the Tuner before the study records the experiment
         tuner, progress, live = _tuner(trials, study, uri, name, res, cbs)
     except OSError as e:

@@ -76,14 +76,21 @@ ENTRIES = (STATE, RESULTS, HISTORY, STATUS, ".lock", ".ray-local.json", "spec.to
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
+_LINK = "is a symbolic link; wdsweep never follows links inside a study: remove it (or " \
+    "replace it by the real file)"
+# Trees wdsweep, Tune and the analysis write into: a link anywhere in them would carry
+# a write (a report, a checkpoint, an event file) to wherever it points.
+TREES = ("experiments", "report", "tensorboard")
+
+
 def check_links(study: Path) -> None:
-    """StudyUnsafe when a study entry (or a file in plans/ or specs/) is a symlink, or
-    plans/ and specs/ hold anything but regular files."""
+    """StudyUnsafe when a study entry, or anything in the trees written into, is a
+    symlink, or plans/ and specs/ hold anything but regular files."""
     for name in ENTRIES:
-        p = study / name
-        if p.is_symlink():
-            raise StudyUnsafe(study, name, "is a symbolic link; wdsweep never follows links "
-                              "inside a study: remove it (or replace it by the real file)")
+        if (study / name).is_symlink():
+            raise StudyUnsafe(study, name, _LINK)
+    for t in TREES:
+        check_tree(study, study / t)
     for d in ("plans", "specs"):
         if not (study / d).is_dir():
             continue
@@ -91,6 +98,18 @@ def check_links(study: Path) -> None:
             if q.is_symlink() or not q.is_file():
                 raise StudyUnsafe(study, f"{d}/{q.name}", "is not a regular file; wdsweep "
                                   "keeps only its own JSON/TOML records there: remove it")
+
+
+def check_tree(study: Path, root: Path) -> None:
+    """StudyUnsafe naming the first symlink below `root` (a local directory)."""
+    if not root.is_dir() or root.is_symlink():
+        return
+    for dirpath, dirs, files in os.walk(root, followlinks=False):
+        for n in (*dirs, *files):
+            p = Path(dirpath) / n
+            if p.is_symlink():
+                raise StudyUnsafe(study, str(p.relative_to(study) if p.is_relative_to(study)
+                                             else p), _LINK)
 
 
 def read_regular(path: Path) -> bytes:

@@ -139,3 +139,19 @@ def test_a_record_with_the_owners_token_still_reaps_only_its_owners(tmp_path):
         for p in (mine, other):
             p.kill()
             p.wait()
+
+
+@pytest.mark.parametrize("where", ["report/report.html", "tensorboard/run",
+                                   "experiments/x/exp-001"])
+def test_a_link_deep_in_a_written_tree_is_refused(study, tmp_path, wdsweep, victim_file,
+                                                 where):
+    p = study / where
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.exists():
+        p.unlink()
+    p.symlink_to(victim_file)
+    for args in (["analyze", study, "--out", study / "report"], ["resume", study],
+                 ["status", study]):
+        r = wdsweep(*args, timeout=120)
+        one_line(r, where, "symbolic link")
+    assert victim_file.read_text() == "precious"
