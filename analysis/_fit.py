@@ -7,8 +7,8 @@ a transition is unresolved; see `_best`, `_curve`). τ² is estimated from the r
 and the fit is weighted by 1/(se_i² + τ²).
 
 * Tests and intervals use the residual dof the design has (n − 1 − rank) and the scale
-  max(RSS/dof, 1) at those dof: the cells' errors are never trusted beyond what the
-  scatter between cells checks. With no residual dof nothing is tested.
+  RSS/dof at those dof (Knapp-Hartung): the cells' errors are never trusted beyond what
+  the scatter between cells checks. With no residual dof nothing is tested.
 * An axis whose exponent the cells' errors cannot pin down (it does not vary, or only
   together with another, or far less than the errors resolve) is not identified: its
   exponent is null and rules are compared along the identified directions only.
@@ -161,11 +161,12 @@ def regress(y: np.ndarray, X: np.ndarray, se2: np.ndarray, seed_dof: int = 0) ->
     Tests use the residual dof the design really has (n − 1 − rank), never the seeds':
     whether the cells' errors explain the scatter between cells is what the residuals
     check, and with few of them the check is weak (the verdict says so). The scale is
-    max(RSS/dof, 1) at those fixed dof (Knapp-Hartung, floored): never more precise than
-    the cells' own errors, and no switch of dof. Cells without an error of their own
-    (one seed, nothing unresolved) weigh alike and τ² carries all their scatter. With no
-    residual dof the exponents' intervals rest on the cells' errors alone (the seeds'
-    dof, unchecked: `source` says so) and no rule is tested."""
+    RSS/dof at those dof (Knapp-Hartung): τ² in the weights absorbs scatter beyond the
+    cells' errors; a floor at the cells' errors (tried) made the 95% intervals cover 100%
+    of synthetic truths and cost most of the power (docs/analysis.md). Cells without an
+    error of their own (one seed, nothing unresolved) weigh alike and τ² carries all
+    their scatter. With no residual dof the exponents' intervals rest on the cells'
+    errors alone (the seeds' dof, unchecked: `source` says so) and no rule is tested."""
     n = len(y)
     own = np.isfinite(se2) & (se2 > 0)
     se2 = np.where(own, se2, 0.0)
@@ -181,7 +182,7 @@ def regress(y: np.ndarray, X: np.ndarray, se2: np.ndarray, seed_dof: int = 0) ->
     else:
         w = w0
     if dof > 0:
-        s2, dof_q = max(rss / dof, 1.0), dof
+        s2, dof_q = rss / dof, dof
         src = (f"the residuals ({dof} dof): cells' own errors plus a cell effect "
                f"τ = {math.sqrt(tau2):.3g} in ln d")
     else:
