@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from trainer.schedule import SCHEDULES, Schedule, warmup_steps
 from trainer.units import Decay, resolve_decay
 
 
@@ -34,6 +35,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "decay_mode": ("all", "matrices"),
     "device": ("auto", "cpu", "cuda"),
     "precision": ("fp32", "bf16"),
+    "lr_schedule": SCHEDULES,
 }
 # Keys that change how a run is executed, not what it computes: left out of the hash.
 _EXECUTION_ONLY = ("device", "threads", "checkpoint_every", "cuda_graph", "compile_update")
@@ -73,6 +75,11 @@ class TrainConfig:
     decay_per_step: float | None = None  # = lr * weight_decay
     lambda_norm: float | None = None  # decay_per_step / sqrt(b / (B * T))
     decay_mode: str = "all"  # all parameters (the seed) or weight matrices only
+    # learning-rate schedule over the run's own total steps (trainer.schedule); the lr
+    # above is its peak, and the decoupled decay follows it (p *= 1 - lr_t * wd)
+    lr_schedule: str = "constant"  # constant | cosine | linear | wsd
+    warmup: float = 0.0  # steps (>= 1) or a fraction of the run (< 1); linear from 0
+    lr_min: float = 0.0  # fraction of lr at the end of cosine / linear / wsd
     # schedule
     batch_size: int = 64  # b
     epochs: int | None = None  # T; steps per epoch = floor(B / b), last partial batch dropped
@@ -114,6 +121,11 @@ class TrainConfig:
         return self.total_steps / self.steps_per_epoch
 
     @property
+    def schedule(self) -> Schedule:
+        return Schedule(self.lr_schedule, self.total_steps,
+                        warmup_steps(self.warmup, self.total_steps), self.lr_min)
+
+    @property
     def eval_interval(self) -> int:
         return self.eval_every or self.steps_per_epoch
 
@@ -145,6 +157,9 @@ class TrainConfig:
                 d[k] = json.dumps(d[k], sort_keys=True)
         if d["precision"] == "fp32":  # the default: hashes and tables stay as they were
             d.pop("precision")
+        if self.lr_schedule == "constant" and self.warmup == 0:  # likewise
+            for k in ("lr_schedule", "warmup", "lr_min"):
+                d.pop(k)
         d.update(dataclasses.asdict(self.decay))
         d.update(
             total_steps=self.total_steps,
@@ -188,6 +203,23 @@ def _canon(v: Any) -> Any:
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 
+def _validate_schedule(c: TrainConfig) -> None:
+    w = c.warmup
+    if not (math.isfinite(w) and w >= 0 and (w < 1 or w == int(w))):
+        raise ConfigError("warmup", f"got {w}; must be a whole number of steps >= 1, or a "
+                          "fraction of the run in [0, 1)")
+    if not (math.isfinite(c.lr_min) and 0 <= c.lr_min <= 1):
+        raise ConfigError("lr_min", f"got {c.lr_min}; must be a fraction of lr in [0, 1]")
+    if c.lr_schedule == "constant" and c.lr_min != 0:
+        raise ConfigError("lr_min", "applies to lr_schedule cosine, linear or wsd; allowed: "
+                          "lr_min = 0 with the constant schedule")
+    steps = c.steps if c.steps is not None else (c.epochs or 1) * max(1, c.train_size //
+                                                                      max(1, c.batch_size))
+    if warmup_steps(w, steps) >= steps and w > 0:
+        raise ConfigError("warmup", f"got {w}: {warmup_steps(w, steps)} warmup steps of a "
+                          f"{steps}-step run; must be shorter than the run")
+
+
 def _validate(c: TrainConfig) -> None:
     from trainer.user import check_user_keys
 
@@ -217,6 +249,7 @@ def _validate(c: TrainConfig) -> None:
             raise ConfigError(key, f"got {v}; must be in [0, 1)")
     if not (0 <= c.noise <= 1):
         raise ConfigError("noise", f"got {c.noise}; must be in [0, 1]")
+    _validate_schedule(c)
     if c.task == "modular_add" and c.train_size >= c.modulus**2:
         raise ConfigError("train_size", f"got {c.train_size}; modular_add trains on train_size "
                           f"of the modulus^2 = {c.modulus**2} pairs: must be < {c.modulus**2}")

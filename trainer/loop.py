@@ -124,7 +124,8 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
                           wd=[d.weight_decay for d in decays],
                           matrices_only=cfg.decay_mode == "matrices", beta1=cfg.beta1,
                           beta2=cfg.beta2, eps=cfg.adam_eps, momentum=cfg.momentum,
-                          compile=_compile_update(cfg, dev, model.flat.numel()))
+                          compile=_compile_update(cfg, dev, model.flat.numel()),
+                          schedule=cfg.schedule)
     ctx = amp(cfg.precision, dev)  # fp32: nothing; bf16: torch.autocast around forwards
     train_step = TrainStep(model, opt, graph=cfg.cuda_graph, log=warn, amp=ctx)
     score = scores

@@ -4,7 +4,9 @@ Each mirrors its torch.optim counterpart step for step (tests compare them):
   adamw   -- torch.optim.AdamW: decoupled decay p *= 1 - lr*wd, then Adam.
   adam_l2 -- torch.optim.Adam(weight_decay=wd): coupled L2, g += wd*p, then Adam.
   sgdw    -- SGD with momentum and decoupled decay p *= 1 - lr*wd (SGDW).
-`wd` is in PyTorch units; see trainer.units for the conversions.
+`wd` is in PyTorch units; see trainer.units for the conversions. With a learning-rate
+schedule (trainer.schedule) step k uses lr·f(k) for the Adam step and the decay alike,
+as torch.optim does under LambdaLR; the unscheduled path is unchanged bit for bit.
 
 Two implementations of the same update:
   flat  -- one update for the whole pack: plain tensor ops over the flat buffers,
@@ -22,12 +24,14 @@ Two implementations of the same update:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 
 import torch
 
 from trainer.model import PackedResMLP
+from trainer.schedule import WSD_DECAY, Schedule
 
 IMPLS = ("auto", "flat", "fused")
 
@@ -41,10 +45,12 @@ def default_impl(device: torch.device) -> str:
 class PackedOptimizer:
     def __init__(self, kind: str, model: PackedResMLP, *, lr: Sequence[float],
                  wd: Sequence[float], matrices_only: bool, beta1: float, beta2: float,
-                 eps: float, momentum: float, impl: str = "auto", compile: bool = False):
+                 eps: float, momentum: float, impl: str = "auto", compile: bool = False,
+                 schedule: Schedule | None = None):
         if impl not in IMPLS:
             raise ValueError(f"impl: got {impl!r}; allowed: {', '.join(IMPLS)}")
         self.kind, self.model = kind, model
+        self.schedule = schedule if schedule is not None and not schedule.trivial else None
         self.impl = default_impl(model.flat.device) if impl == "auto" else impl
         self.beta1, self.beta2, self.eps, self.momentum = beta1, beta2, eps, momentum
         self.t = 0  # host copy of the step count (checkpoints)
@@ -71,6 +77,8 @@ class PackedOptimizer:
         else:  # decoupled: p * (1 - lr*wd), the factor computed in double as torch does
             self.decay_e = _spread(model, [1 - a * b for a, b in zip(lr, wd)], matrices_only,
                                    dt, off=1.0)
+            # scheduled: p * (1 - f(k) * lr*wd), f(k) computed on the device each step
+            self.lrwd_e = _spread(model, [a * b for a, b in zip(lr, wd)], matrices_only, dt)
         fn: Callable[..., None] = _sgdw if self.kind == "sgdw" else _adam
         self._eager_fn = fn
         self._fn = torch.compile(fn, fullgraph=True, dynamic=False) if compile else fn
@@ -83,10 +91,17 @@ class PackedOptimizer:
             self._fused_update()
             return
         g = self.model.grad
+        lr, decay = self.lr_e, self.decay_e
+        if self.schedule is not None:  # from the device's step count: graph-capturable
+            f = schedule_factor(self.step_t, self.schedule)
+            lr = lr * f
+            if self.kind != "adam_l2":
+                decay = 1 - self.lrwd_e * f
         if self.kind == "sgdw":
-            args: tuple = (self.model.flat, g, self.m, self.lr_e, self.decay_e, self.momentum)
+            self.step_t.add_(1)  # Adam's update counts its own steps; SGD's does not
+            args: tuple = (self.model.flat, g, self.m, lr, decay, self.momentum)
         else:
-            args = (self.model.flat, g, self.m, self.v, self.lr_e, self.decay_e, self.step_t,
+            args = (self.model.flat, g, self.m, self.v, lr, decay, self.step_t,
                     self.beta1, self.beta2, self.eps, self.kind == "adam_l2")
         try:
             self._fn(*args)
@@ -106,7 +121,9 @@ class PackedOptimizer:
     def _fused_update(self) -> None:
         self.step_t.fill_(self.t)
         self._fused_step_t.fill_(self.t)
-        for p, g, m, v, lr, wd in self.groups:
+        f = 1.0 if self.schedule is None else self.schedule.factor(self.t - 1)
+        for p, g, m, v, lr0, wd in self.groups:
+            lr = lr0 * f if self.schedule is not None else lr0
             if self.kind == "sgdw":
                 torch._foreach_mul_(p, 1 - lr * wd)
                 torch._foreach_mul_(m, self.momentum)
@@ -128,6 +145,26 @@ class PackedOptimizer:
         self.step_t.fill_(self.t)
         self.m.copy_(st["m"])
         self.v.copy_(st["v"])
+
+
+def schedule_factor(step: torch.Tensor, s: Schedule) -> torch.Tensor:
+    """trainer.schedule's f(k) at k = `step` (the steps done so far, a float64 0-d
+    tensor), in tensor ops (no host sync: a CUDA graph replays it)."""
+    one = torch.ones_like(step)
+    if s.kind == "constant":
+        main = one
+    else:
+        p, m = (step - s.warmup) / (s.total - s.warmup), s.lr_min
+        if s.kind == "cosine":
+            main = m + (1 - m) * 0.5 * (1 + torch.cos(math.pi * p))
+        elif s.kind == "linear":
+            main = m + (1 - m) * (1 - p)
+        else:
+            cut = 1 - WSD_DECAY
+            main = torch.where(p < cut, one, m + (1 - m) * (1 - (p - cut) / WSD_DECAY))
+    if s.warmup:
+        main = torch.where(step < s.warmup, (step + 1) / s.warmup, main)
+    return main
 
 
 def _spread(model: PackedResMLP, values: Sequence[float], matrices_only: bool,

@@ -70,3 +70,11 @@ def resolve_decay(
     else:
         d = lambda_norm * k  # type: ignore[operator]
     return Decay(weight_decay=d / lr, decay_per_step=d, lambda_norm=d / k)
+
+
+def integrated_decay(decay_per_step: X, factor_sum: X) -> X:
+    """The run's total decay Σ_k lr_k·wd = d·Σ_k f(k) under a learning-rate schedule
+    (f: trainer.schedule; Σ_k f(k) = `Schedule.integral()`, T steps when constant):
+    the quantity the timescale rules integrate, since each step removes lr_k·wd."""
+    return decay_per_step * factor_sum  # type: ignore[operator]
+

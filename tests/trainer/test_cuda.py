@@ -120,3 +120,20 @@ def test_bf16_graph_captured_step_agrees_with_eager_bf16_and_learns() -> None:
                                    torch.tensor(b[col].to_numpy()), rtol=1e-2, atol=1e-3)
     r = rows[True]
     assert r.train_loss.iloc[-1] < r.train_loss.iloc[0] / 2
+
+
+@pytest.mark.skipif("cuda_graph" not in FIELDS, reason="this trainer has no cuda_graph option")
+@pytest.mark.parametrize("optimizer", ["adamw", "sgdw"])
+def test_a_scheduled_pack_in_a_cuda_graph_equals_eager_in_float64(float64, optimizer: str
+                                                                  ) -> None:
+    """The schedule's factor is computed on the device from the step count, so the
+    captured graph replays it step by step: graph and eager agree to float64 rounding."""
+    rows = {}
+    for g in (True, False):
+        ms = [m.replace(lr_schedule="cosine", warmup=0.1, lr_min=0.05)
+              for m in _pack(optimizer, True, g)]
+        rows[g] = pd.DataFrame(trainer.train(ms, log=lambda s: None))
+    for col in METRICS:
+        torch.testing.assert_close(torch.tensor(rows[True][col].to_numpy()),
+                                   torch.tensor(rows[False][col].to_numpy()), rtol=1e-9,
+                                   atol=1e-12)
