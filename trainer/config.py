@@ -157,9 +157,11 @@ class TrainConfig:
                 d[k] = json.dumps(d[k], sort_keys=True)
         if d["precision"] == "fp32":  # the default: hashes and tables stay as they were
             d.pop("precision")
-        if self.lr_schedule == "constant" and self.warmup == 0:  # likewise
-            for k in ("lr_schedule", "warmup", "lr_min"):
-                d.pop(k)
+        if self.lr_schedule == "constant":  # likewise (lr_min has no effect there)
+            d.pop("lr_min")
+            if self.warmup == 0:
+                d.pop("lr_schedule")
+                d.pop("warmup")
         d.update(dataclasses.asdict(self.decay))
         d.update(
             total_steps=self.total_steps,
@@ -210,9 +212,6 @@ def _validate_schedule(c: TrainConfig) -> None:
                           "fraction of the run in [0, 1)")
     if not (math.isfinite(c.lr_min) and 0 <= c.lr_min <= 1):
         raise ConfigError("lr_min", f"got {c.lr_min}; must be a fraction of lr in [0, 1]")
-    if c.lr_schedule == "constant" and c.lr_min != 0:
-        raise ConfigError("lr_min", "applies to lr_schedule cosine, linear or wsd; allowed: "
-                          "lr_min = 0 with the constant schedule")
     steps = c.steps if c.steps is not None else (c.epochs or 1) * max(1, c.train_size //
                                                                       max(1, c.batch_size))
     if warmup_steps(w, steps) >= steps and w > 0:

@@ -48,6 +48,7 @@ def test_the_default_changes_no_hash_and_a_schedule_does():
     base = build(preset("tiny"), {})
     assert base.replace(lr_schedule="constant", warmup=0).config_hash() == base.config_hash()
     assert "lr_schedule" not in base.resolved()
+    assert base.replace(lr_min=0.3).config_hash() == base.config_hash()  # no effect there
     hashes = {base.replace(lr_schedule=k).config_hash() for k in KINDS}
     hashes.add(base.replace(warmup=10).config_hash())
     assert len(hashes) == len(KINDS) + 1
@@ -57,7 +58,7 @@ def test_the_default_changes_no_hash_and_a_schedule_does():
                                      (dict(warmup=-1), "warmup"), (dict(warmup=2.5), "warmup"),
                                      (dict(warmup=10**6), "warmup"),
                                      (dict(lr_min=1.5, lr_schedule="cosine"), "lr_min"),
-                                     (dict(lr_min=0.1), "lr_min")])
+                                     (dict(lr_min=-0.1), "lr_min")])
 def test_bad_schedules_are_one_line_naming_the_key(kw, key):
     with pytest.raises(ConfigError) as e:
         build(preset("tiny"), kw)
