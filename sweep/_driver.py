@@ -269,7 +269,7 @@ def require_trust(study: Path, state: dict[str, Any], trust: bool) -> None:
     experiment before a command writes (and so seals) the record again."""
     from sweep import _trust
     from sweep._code import check_outside
-    from trainer.user import is_ref
+    from trainer.user import BUILTIN_REFS, is_ref
 
     code = sorted({d for e in state["experiments"] for d in e.get("code") or []})
     check_outside(code, study)  # never, trusted or not
@@ -278,7 +278,8 @@ def require_trust(study: Path, state: dict[str, Any], trust: bool) -> None:
     names = sorted({str(v) for e in state["experiments"] for t in _records.read_plan(study, e)
                     for m in t["members"]
                     for k, v in (("task", m.get("task")), ("model", m.get("model")))
-                    if is_ref(v) or (k == "model" and v is not None)})
+                    if (is_ref(v) or (k == "model" and v is not None))
+                    and v not in BUILTIN_REFS})
     outside = sorted({e["uri"] for e in state["experiments"] if e["status"] != "imported"
                       and not _trust.inside(e["uri"], study)})
     what = "; ".join(x for x in (

@@ -28,6 +28,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # lambda 0.1-0.3, ~0 at 0.03 and at 1.0).
     "demo": dict(task="binary_add", train_size=2000, val_size=200, test_size=200, width=128,
                  depth=2, bn_eps=1e-2, lr=1e-2, weight_decay=0.3, batch_size=64, epochs=100),
+    # A second task on real data (trainer.tasks.digits): scikit-learn's 8x8 digits,
+    # 1,000 training images, a residual MLP with batch norm, cross entropy, argmax.
+    "digits": dict(task="trainer.tasks.digits:digits", model="trainer.tasks.digits:mlp",
+                   train_size=1000, optimizer="adamw", lr=1e-3, weight_decay=0.1,
+                   batch_size=64, epochs=100),
     # A seconds-long run for tests.
     "tiny": dict(task="binary_add", train_size=512, val_size=128, test_size=128, width=64,
                  depth=1, bn_eps=1e-2, weight_decay=0.1, batch_size=32, epochs=20),

@@ -42,6 +42,10 @@ ACCURACIES = ("exact", "argmax")
 ARG_TABLES = ("task_args", "model_args")
 _REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 REF_HELP = "'package.module:function'"
+# References into wdsweep's own trainer package (its built-in real-data task, the
+# `digits` preset): installed code, not the user's, so a study naming them needs no
+# trust to resume (sweep._driver.require_trust).
+BUILTIN_REFS = ("trainer.tasks.digits:digits", "trainer.tasks.digits:mlp")
 
 
 def is_ref(value: object) -> bool:
