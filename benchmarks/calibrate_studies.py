@@ -96,22 +96,46 @@ def compare(name: str) -> None:
 
 
 def grids(a: object) -> None:
-    """The new λ* on sub-grids of the study's own λ grid."""
+    """The new λ* on sub-grids of the study's own λ grid, and how each agrees with the
+    full grid's: inside its interval, within the two intervals combined, width ratio."""
     runs = a.runs  # type: ignore[attr-defined]
     lams = np.sort(runs.loc[runs["lam"] > 0, "lam"].unique())
     subs = {"full": lams, "without the smallest λ": lams[1:], "every other λ (1st)": lams[::2],
             "every other λ (2nd)": lams[1::2]}
-    rows = []
+    rows, full = [], None
     for label, keep in subs.items():
         r = runs[(runs["lam"] == 0) | runs["lam"].isin(keep)]
         try:
             cells = _estimate.cells_and_seeds(r, a.keys)[0]  # type: ignore[attr-defined]
         except ValueError as e:
-            rows.append(f"| {label} | {e} |")
+            rows.append(f"| {label} | {e} | |")
             continue
-        rows.append(f"| {label} ({len(keep)} λ) | " + "; ".join(
-            f"{_ci(c, 'lambda_star')}" for _, c in cells.iterrows()) + " |")
-    print("\n| λ grid | λ* per cell (new) |\n|---|---|\n" + "\n".join(rows))
+        full = cells.set_index("cell") if full is None else full
+        stars = "; ".join(f"{_ci(c, 'lambda_star')}" for _, c in cells.iterrows())
+        rows.append(f"| {label} ({len(keep)} λ) | {stars} | {_agree(full, cells)} |")
+    print("\n| λ grid | λ* per cell (new) | against the full grid |\n|---|---|---|\n"
+          + "\n".join(rows))
+
+
+def _agree(full: pd.DataFrame, cells: pd.DataFrame) -> str:
+    cols = ("lambda_star", "lambda_star_ci_low", "lambda_star_ci_high")
+    inside = within = n = 0
+    ratio = []
+    for _, c in cells.iterrows():
+        if c["cell"] not in full.index:
+            continue
+        f = np.log(full.loc[c["cell"], list(cols)].to_numpy(float))
+        g = np.log(c[list(cols)].to_numpy(float))
+        if not (np.isfinite(f).all() and np.isfinite(g).all()):
+            continue
+        n += 1
+        inside += f[1] <= g[0] <= f[2]
+        within += abs(f[0] - g[0]) <= math.hypot(f[2] - f[0], g[2] - g[0])
+        ratio.append((g[2] - g[1]) / (f[2] - f[1]))
+    if not n:
+        return "–"
+    return (f"inside its interval {inside}/{n}, within both intervals {within}/{n}, "
+            f"width × {min(ratio):.1f}–{max(ratio):.1f}")
 
 
 def main() -> int:
