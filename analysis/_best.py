@@ -1,15 +1,17 @@
 """Per cell: accuracy against λ over seeds, and the best λ -- per seed first, then the cell.
 
-Per seed, the test-accuracy curve over ln λ (λ > 0) is smoothed with a Gaussian kernel
-one grid step wide and its maximum located on a fine grid: that seed's ln λ*. Smoothing
-keeps one noisy point from deciding the optimum; locating it per seed makes the
-seed-to-seed spread real (a bootstrap over two seeds has three distinct resamples). The
-cell's ln λ* is the mean over seeds, with a standard error of two parts:
+Per seed, ln λ* comes from a fit of the seed's whole test-accuracy curve over ln λ
+(`_curve`: the centre of the fitted top), so no single point and no grid step decides
+it; a seed with fewer than 7 λ falls back to the smoothed argmax (a Gaussian one grid
+step wide, the earlier estimator, kept as `estimator="smoothed"` for the sensitivity
+report). Locating the optimum per seed makes the seed-to-seed spread real. The cell's
+ln λ* is the mean over seeds, with a variance of two parts:
 
-* seeds: the spread of ln λ* between seeds, pooled over cells (s²_pool / n_seeds) --
-  with 2-3 seeds a cell's own spread is too noisy to weigh cells by;
-* grid: the optimum is known only to within a grid step h, whatever the seed count
-  (h² / 12, the variance of a uniform error over one step).
+* seeds: the spread of ln λ* between seeds, pooled over cells (s²_pool / n_seeds), never
+  below the seeds' own curve-fit variance / n_seeds -- with 2-3 seeds a cell's own spread
+  is too noisy to weigh cells by, and a lucky small pool is not trusted beyond the fits;
+* grid: only where the data leave a transition unresolved (no grid point on its slope),
+  the gap's uniform variance, shared by the seeds (the smoothed estimator: h²/12 always).
 
 The plateau (every λ whose mean accuracy is within a relative `tol` of the best) is
 reported alongside; λ = 0 cannot sit in log space: it is the cell's baseline.

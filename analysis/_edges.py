@@ -10,11 +10,12 @@ different laws, and a single optimum between them mixes the two:
   falls below half of its plateau (the seed's maximum): decay too strong to fit the
   training set, roughly fixed in per-step decay.
 
-Both are interpolated linearly in ln λ between grid points. An edge outside the grid is
-censored: onset below the smallest λ (test accuracy is already high there) or collapse
-above the largest (train accuracy never falls); the cell then reports no value for it,
-and the bound in `*_censored`. Cell values are means over seeds with the same interval as
-λ* (pooled seed spread plus grid resolution; see `_best`).
+Both come from the seed's fitted curves (`_curve`, 7 λ or more), else are interpolated
+linearly in ln λ between grid points. An edge outside the grid is censored: onset below
+the smallest λ (test accuracy is already high there) or collapse above the largest
+(train accuracy never falls); the cell then reports no value for it, and the bound in
+`*_censored`. Cell values are means over seeds with the same interval as λ* (pooled seed
+spread floored at the fits' own variance, plus the grid where unresolved; see `_best`).
 """
 
 from __future__ import annotations
