@@ -129,15 +129,16 @@ def _checks(runs: pd.DataFrame, cells: pd.DataFrame, keys: list[str], unit: str,
 
 def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
             window: float = _summary.WINDOW, last: int | None = None, tol: float = 0.02,
-            run_col: str | None = None, ignore: Sequence[str] = (), figures: bool = True
-            ) -> Analysis:
+            run_col: str | None = None, ignore: Sequence[str] = (), figures: bool = True,
+            sensitivity: bool = True) -> Analysis:
     """Analyze a study dir, a Ray Tune experiment dir, a CSV/Parquet table or a DataFrame.
 
     ``window``: the final fraction of each run's steps whose evaluations are averaged
     for its final metrics; ``last``: instead, the number of last evaluations averaged;
     ``tol``: the plateau is every λ within this fraction of the best mean accuracy;
     ``run_col``: the column naming runs (found by name when None); ``ignore``: columns
-    left out altogether; ``figures``: False writes the tables and report without them.
+    left out altogether; ``figures``: False writes the tables and report without them;
+    ``sensitivity``: False skips the sensitivity report (fit.json then has none).
     Raises AnalysisError (one line) when nothing can be analyzed.
     """
     if last is not None and last < 1:
@@ -151,8 +152,9 @@ def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
     cells, seeds, fit = _estimate.estimate(runs, frame.keys, tol=tol)
     fit.update(unit_of_lambda=frame.unit, tolerance=tol, tolerance_kind="relative",
                window=window if last is None else None, last=last)
-    _sensitivity.attach(fit, runs, frame.hist, frame.keys, frame.curves, cells, window, last,
-                        tol)
+    if sensitivity:  # False: no reruns (verdict.stable stays unset); for calibration loops
+        _sensitivity.attach(fit, runs, frame.hist, frame.keys, frame.curves, cells, window,
+                            last, tol)
     warn = [*frame.warnings, *_checks(runs, cells, frame.keys, frame.unit, frame.curves,
                                       window, last), *fit["notes"]]
     a = Analysis(runs, cells, seeds, _best.curve_table(runs), fit, events, frame.hist,

@@ -25,7 +25,7 @@ def test_holm_matches_a_hand_computed_example() -> None:
 
 @pytest.fixture(scope="module")
 def sqrt_fit() -> dict:
-    return analyze(make_study(SQRT, seeds=3, seed=21)).fit
+    return analyze(make_study(SQRT, seeds=3, seed=21), sensitivity=False).fit
 
 
 def test_fit_json_states_the_family_and_the_target(sqrt_fit: dict) -> None:
@@ -86,7 +86,7 @@ def test_one_noisy_cell_does_not_manufacture_a_rule(seed: int) -> None:
     noisy = make_study(FLAT, cells=[(256, 4000, 50.0)], seeds=3, noise=0.05, seed_sd=0.5,
                        seed=80 + seed)
     df = pd.concat([quiet[quiet["batch_size"] != 256], noisy], ignore_index=True)
-    v = analyze(df).fit["verdict"]
+    v = analyze(df, sensitivity=False).fit["verdict"]
     assert v["rule"] in (None, "constant"), v
 
 
@@ -97,7 +97,7 @@ def test_within_run_onset_recovers_a_fixed_total_decay() -> None:
     res = res.assign(config_hash=[f"h{i:05d}" for i in range(len(res))])
     hist = make_history(res, n_evals=200, every=10)
     df = hist.merge(res[["config_hash", "epochs", "status"]], on="config_hash")
-    a = analyze(df)
+    a = analyze(df, sensitivity=False)
     c = a.cells.dropna(subset=["total_decay_within"])
     assert len(c) >= 5
     assert ((c["total_decay_within_ci_low"] <= 3.0 * 1.05)

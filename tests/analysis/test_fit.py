@@ -21,7 +21,8 @@ TRUTH = {"sqrt": (0.5, -0.5, -0.5), "epoch_timescale": (1.0, -1.0, 0.0),
 
 @pytest.fixture(scope="module")
 def fits() -> dict[str, dict]:
-    return {rule: analyze(make_study(e, seed=i)).fit for i, (rule, e) in
+    return {rule: analyze(make_study(e, seed=i), sensitivity=False).fit
+            for i, (rule, e) in
             enumerate(TRUTH.items())}
 
 
@@ -64,7 +65,7 @@ def test_flat_optimum_never_names_a_moving_rule(seed: int) -> None:
     """Truth: no effect (d* the same in every cell). The verdict may name `constant` or say
     it cannot tell, never a rule that moves d*."""
     fit = analyze(make_study((0.0, 0.0, 0.0), seeds=3, noise=0.05, seed_sd=0.3,
-                             seed=10 + seed)).fit
+                             seed=10 + seed), sensitivity=False).fit
     v = fit["verdict"]
     assert v["rule"] in (None, "constant")
     assert "constant" in v["compatible"]
@@ -74,7 +75,7 @@ def test_noisy_few_cells_say_the_data_cannot_tell() -> None:
     """The issue's case: a few cells, 2 seeds, large scatter -- no verdict, and a design."""
     cells = [(64, 4000, 50.0), (128, 4000, 50.0), (64, 4000, 100.0)]
     fit = analyze(make_study((0.5, -0.5, -0.5), cells=cells, seeds=2, noise=0.05,
-                             seed_sd=0.6, seed=3)).fit
+                             seed_sd=0.6, seed=3), sensitivity=False).fit
     v = fit["verdict"]
     assert v["rule"] is None and v["strength"] == "inconclusive"
     assert len(v["compatible"]) >= 2
@@ -84,14 +85,14 @@ def test_noisy_few_cells_say_the_data_cannot_tell() -> None:
 
 
 def test_two_seeds_cap_the_verdict_at_weak() -> None:
-    fit = analyze(make_study(TRUTH["sqrt"], seeds=2, seed=5)).fit
+    fit = analyze(make_study(TRUTH["sqrt"], seeds=2, seed=5), sensitivity=False).fit
     assert fit["verdict"]["strength"] in ("weak", "inconclusive")
 
 
 def test_two_edges_that_scale_differently_are_each_recovered() -> None:
     """Onset governed by total decay (d·steps: d ∝ b/(B·T)), collapse fixed in d."""
     on, col = (1.0, -1.0, -1.0), (0.0, 0.0, 0.0)
-    fit = analyze(make_study(on, col, seeds=3, seed=7)).fit
+    fit = analyze(make_study(on, col, seeds=3, seed=7), sensitivity=False).fit
     for edge, truth in (("onset", on), ("collapse", col)):
         ex = fit["edges"][edge]["exponents"]
         for axis, t in zip("bBT", truth):
@@ -106,7 +107,7 @@ def test_unvaried_axes_are_not_identified_and_rules_equal_there_both_stay() -> N
     # model (three cells leave one, and then nothing is rejected on their scatter alone).
     cells = [(16, 4000, 50.0), (32, 4000, 50.0), (64, 4000, 50.0), (128, 4000, 50.0),
              (256, 4000, 50.0)]
-    fit = analyze(make_study(TRUTH["epoch_timescale"], cells=cells)).fit
+    fit = analyze(make_study(TRUTH["epoch_timescale"], cells=cells), sensitivity=False).fit
     assert fit["exponents"]["B"]["estimate"] is None
     assert "does not vary" in fit["exponents"]["T"]["note"]
     b = fit["exponents"]["b"]
@@ -143,7 +144,8 @@ def test_calibration_over_replicates_never_names_a_wrong_rule() -> None:
     cover, n = 0, 12
     for truth, e in (("constant", (0.0, 0.0, 0.0)), ("sqrt", (0.5, -0.5, -0.5))):
         for s in range(n):
-            fit = analyze(make_study(e, seeds=3, noise=0.05, seed_sd=0.3, seed=100 + s)).fit
+            fit = analyze(make_study(e, seeds=3, noise=0.05, seed_sd=0.3, seed=100 + s),
+                          sensitivity=False).fit
             assert fit["verdict"]["rule"] in (None, truth), (truth, s, fit["verdict"])
             cover += sum(fit["exponents"][a]["ci_low"] <= t <= fit["exponents"][a]["ci_high"]
                          for a, t in zip("bBT", e))
