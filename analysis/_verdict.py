@@ -73,7 +73,7 @@ def _rules(fit: dict[str, Any]) -> str:
     ok = v["compatible"]
     if not ok:
         return ("None of the four rules fits: each is rejected against the free fit at "
-                "p < 0.05 (F test); read the free exponents above.")
+                f"p < 0.05 (F test{_holm(fit, ', ')}); read the free exponents above.")
     if len(ok) == len(rules):
         s = f"The data cannot tell the rules apart ({v['reason']}): all four remain compatible."
     else:
@@ -102,7 +102,7 @@ def _lambda_norm(fit: dict[str, Any]) -> str:
     sq = (fit.get("rules") or {}).get("sqrt", {})
     s = f"If the sqrt rule holds, λ_norm = {interval(lam)} (the paper's units)"
     if sq.get("compatible") is False:
-        s = (f"The sqrt rule is rejected here (p = {g(sq['p_value'], 2)}); its best-fitting "
+        s = (f"The sqrt rule is rejected here (p = {g(_p(sq), 2)}); its best-fitting "
              f"λ_norm would be {interval(lam)}")
     wd = lam.get("weight_decay")
     if wd:
