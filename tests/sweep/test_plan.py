@@ -44,3 +44,25 @@ def test_a_decay_written_in_another_unit_is_the_same_member():
 def test_trial_keys_are_stable_across_plans():
     assert [t.key for t in make_plan(parse(SPEC)).trials] == \
         [t.key for t in make_plan(parse(SPEC)).trials]
+
+
+def test_the_plan_and_the_compute_bound_share_one_estimate():
+    from sweep._bounds import plan_core_hours
+
+    plan = make_plan(parse(SPEC))
+    hours = plan_core_hours([t.members for t in plan.trials], 1)
+    assert plan.core_minutes(1) == hours * 60 > 0
+    assert plan.record(1)["core_minutes"] == round(hours * 60, 2)
+
+
+def test_packing_costs_less_than_one_member_per_trial():
+    """A pack step's fixed cost and a trial's start-up are paid once per pack
+    (trainer.memory): the estimate sees what packing saves."""
+    from trainer.memory import trial_seconds
+
+    packed = make_plan(parse(SPEC))
+    alone = make_plan(parse(SPEC.replace("pack = 4", "pack = 1")))
+    assert len(alone.trials) == 12 > len(packed.trials)
+    assert alone.core_minutes(1) > packed.core_minutes(1)
+    seconds = [sum(trial_seconds(t.members) for t in p.trials) for p in (packed, alone)]
+    assert seconds[1] > 2 * seconds[0], seconds
