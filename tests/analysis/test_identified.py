@@ -81,3 +81,17 @@ def test_an_axis_varying_far_less_than_the_errors_resolve_is_not_identified() ->
     fit = fit_rules(_cells(pts), seed_dof=8, s_seed=0.1)
     assert fit["exponents"]["T"]["estimate"] is None
     assert fit["exponents"]["b"]["estimate"] is not None
+
+
+def test_the_committed_bn_eps_study_reports_no_exponent() -> None:
+    """docs/data/bn_eps: b, B and T are the same in every cell (only bn_eps differs)."""
+    from pathlib import Path
+
+    from analysis import analyze
+
+    data = Path(__file__).resolve().parents[2] / "docs" / "data" / "bn_eps"
+    fit = analyze(str(data), sensitivity=False).fit
+    assert fit["identified"] == []
+    assert all(e["estimate"] is None for e in fit["exponents"].values())
+    for edge in fit["edges"].values():
+        assert all(e["estimate"] is None for e in edge["exponents"].values())
