@@ -25,9 +25,10 @@ CAPTIONS = {
     "acc_vs_lambda": "Final accuracy (mean over each run's final window) against λ on a log "
                      "axis: the line is the mean over seeds, the dots are the seeds, one "
                      "color per cell. λ = 0 cannot sit on a log axis: its accuracy is the "
-                     "dashed line of the cell's color. ▼ marks λ* (mean of the seeds' "
-                     "optima), ▶ the onset edge and ◀ the collapse edge, each with its 95% "
-                     "interval (seed spread and grid resolution).",
+                     "dashed line of the cell's color. ▼ marks λ* (mean over seeds of the "
+                     "centre of each seed's fitted top), ▶ the onset edge and ◀ the collapse "
+                     "edge, each with its 95% interval (seed spread, curve-fit error, and "
+                     "the grid only where a transition falls between two points).",
     "training_curves": "Train (solid) and test (dashed) accuracy, loss and weight norm "
                        "against training step for a few λ of one cell and seed: no decay, "
                        "the smallest, the one nearest λ*, the largest.",
