@@ -36,14 +36,15 @@ def run(spec: str | Path | Spec, study: str | Path, *, address: str | None = Non
 
 
 def resume(study: str | Path, *, retry_errored: bool = False, address: str | None = None,
-           callbacks: list[Any] = (), trust_code: bool = False) -> SweepResult:
+           callbacks: list[Any] = (), trust_code: bool = False, yes: bool = False
+           ) -> SweepResult:
     """Finish what `study` left unfinished (errored trials too, with retry_errored)."""
     from sweep import _driver
 
     return SweepResult(Path(study), _driver.resume(Path(study), retry_errored=retry_errored,
                                                    address=address,
                                                    callbacks=list(callbacks),
-                                                   trust_code=trust_code))
+                                                   trust_code=trust_code, yes=yes))
 
 
 def status(study: str | Path) -> dict[str, Any]:

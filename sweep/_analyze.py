@@ -1,20 +1,26 @@
 """`wdsweep analyze`: the analysis (loaded lazily) on a study, a Tune experiment or a table.
 
-A study is checked first (a damaged one stops with one line). A running study is
-analyzed from a consistent snapshot of its tables: its completed members, saying
-how many are still pending.
+A study is checked first (a damaged one stops with one line) and analyzed from a
+consistent snapshot of its checked tables (a running one: its completed members,
+saying how many are still pending); a published directory from its tables checked
+against its manifest. The report is written into a private new directory and then
+swapped into place, so no link planted in the old one is ever written through.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from sweep.spec import SpecError
 
 log = logging.getLogger(__name__)
 
@@ -23,19 +29,69 @@ def analyze(args: argparse.Namespace) -> int:
     from analysis import cli as analysis_cli  # lazy: matplotlib and pandas
 
     counts: dict[str, Any] = {}
+    out = Path(args.out)
     with tempfile.TemporaryDirectory(prefix="wdsweep-analyze-") as tmp:
-        if _is_study(args.path):
-            counts = _study_counts(args.path)
-            if counts["driver_running"]:
-                args = argparse.Namespace(**{**vars(args), "path": _snapshot(args.path, tmp)})
-        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-            rc = analysis_cli.main(args)
+        path = Path(args.path)
+        if _is_study(path):  # only the checked tables: a consistent snapshot of them
+            counts = _study_counts(path)
+            path = _snapshot(path, tmp)
+        elif path.is_dir() and (path / "published.json").exists():
+            path = _published(path, tmp)  # checked against its manifest, as import does
+        staged = _staging(out)
+        try:
+            run = argparse.Namespace(**{**vars(args), "path": path, "out": staged})
+            with contextlib.redirect_stdout(io.StringIO()):  # its "wrote" names `staged`
+                rc = analysis_cli.main(run)
+            if rc == 0:
+                _swap(staged, out)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
     if rc == 0 and args.json:
-        fit = json.loads((Path(args.out) / "fit.json").read_text())
-        json.dump({"report": str(Path(args.out) / "report.html"), **counts, "fit": fit},
+        fit = json.loads((out / "fit.json").read_text())
+        json.dump({"report": str(out / "report.html"), **counts, "fit": fit},
                   sys.stdout, indent=2)
         print()
+    elif rc == 0:
+        print(f"wrote {out / 'report.html'}")
     return rc
+
+
+def _staging(out: Path) -> Path:
+    """A new private directory beside `out` (0700, a random name): the report is written
+    there, where nobody else can plant a link, and then swapped into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+
+
+def _swap(staged: Path, out: Path) -> None:
+    """`staged` becomes `out` (renames: an old report is moved aside, then removed;
+    rmtree removes links, never what they point to)."""
+    if out.exists() and not out.is_dir():
+        raise SpecError("--out", f"{out} exists and is not a directory")
+    old = None
+    if out.exists() or out.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        out.rename(old / out.name)
+    staged.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _published(src: Path, tmp: str) -> Path:
+    """A published directory's tables, each a regular file matching its manifest's
+    sha256 (within import's size caps), copied out to be analyzed."""
+    from sweep import _publish
+
+    manifest = _publish._manifest(src)
+    out = Path(tmp) / src.resolve().name
+    out.mkdir()
+    for name in _publish.TABLES:
+        data = _publish._read(src, name, manifest, _publish.MAX_BYTES)
+        if data is None and name in manifest.get("tables", {}):
+            raise SpecError(name, f"{src} lacks the {name} its manifest records")
+        if data is not None:
+            (out / name).write_bytes(data)
+    return out
 
 
 def _is_study(path: Path) -> bool:

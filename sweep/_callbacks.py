@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import tomllib
-from pathlib import Path
 from typing import Any
 
 from sweep.spec import Spec, SpecError
@@ -42,14 +40,11 @@ def spec_callbacks(spec: Spec) -> list[Any]:
     return load(spec.callbacks) if spec.callbacks else []
 
 
-def saved_callbacks(study: Path) -> list[Any]:
-    """The callbacks of the spec a study last ran (for `resume`)."""
-    p = study / "spec.toml"
-    if not p.exists():
-        return []
-    try:
-        names = tomllib.loads(p.read_text()).get("run", {}).get("callbacks", [])
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        log.warning("%s is unreadable (%s): resuming without its run.callbacks", p, e)
-        return []
+def saved_callbacks(state: dict[str, Any]) -> list[Any]:
+    """The callbacks the study last ran with, as study.json records them (for `resume`;
+    never from the study's spec.toml, which nothing checks). The caller has checked that
+    this user sealed the record (sweep._driver.require_trust): a name is an import."""
+    names = state.get("callbacks") or []
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise SpecError("run.callbacks", "study.json's callbacks are not a list of names")
     return load(names)

@@ -17,11 +17,12 @@ from sweep.spec import SpecError
 log = logging.getLogger(__name__)
 
 def _report(study: Path) -> None:
-    from analysis import cli as analysis_cli  # lazy: matplotlib
+    from sweep._analyze import analyze  # lazy: matplotlib; checked tables, staged report
 
     out = study / "report"
     with contextlib.redirect_stdout(sys.stderr):  # its "wrote ..." is a message here
-        rc = analysis_cli.main(argparse.Namespace(path=study, out=out, window=None, last=None))
+        rc = analyze(argparse.Namespace(path=study, out=out, window=None, last=None,
+                                        json=False))
     if rc == 0:
         log.info("report: %s", out / "report.html")
 
@@ -109,7 +110,7 @@ def resume(args: argparse.Namespace) -> int:
 
     _need_study(args.study)
     out = _driver.resume(args.study, retry_errored=args.retry_errored, address=args.address,
-                         trust_code=args.trust_code)
+                         trust_code=args.trust_code, yes=args.yes)
     if args.json:
         _json(out)
     return _after(args, out)

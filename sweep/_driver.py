@@ -138,6 +138,7 @@ def _run_locked(spec: Spec, plan, study: Path, cbs: list[Any]) -> dict[str, Any]
     # commands, and the pin that run/resume check (sweep._code, sweep._trust).
     state["code"] = record(spec.code, [m for t in plan.trials for m in t.members],
                            state.get("code"))
+    state["callbacks"] = list(spec.callbacks)  # what `resume` loads again (sealed)
     root = f"{spec.storage_uri(study).rstrip('/')}/{state['id']}"
     out = _launch(study, state, root, [t.payload() for t in plan.trials], res, cbs,
                   spec=spec)
@@ -198,7 +199,8 @@ def _records_hash(member: dict[str, Any]) -> str:
 
 
 def resume(study: Path, *, retry_errored: bool = False, address: str | None = None,
-           callbacks: list[Any] = (), trust_code: bool = False) -> dict[str, Any]:
+           callbacks: list[Any] = (), trust_code: bool = False, yes: bool = False
+           ) -> dict[str, Any]:
     """Finish the trials a study left unfinished (and, with retry_errored, the errored
     ones) in a new experiment, each from its newest verified trainer checkpoint.
     Code and paths outside the study are used only from a study this user's wdsweep
@@ -235,6 +237,7 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
         _check_code(study, state, first, trust_code)
         res = {k: first.get(k, d) for k, d in (("cpus_per_trial", 1), ("gpus_per_trial", 0),
                                                ("max_failures", 2))}
+        _check_bounds(list(trials.values()), res, yes)  # the plans are read, not trusted
         for key, t in trials.items():
             t["init"] = [f.uri for f in _records.checkpoints(state, key)]
         started = sum(bool(t["init"]) for t in trials.values())
@@ -244,8 +247,20 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
             res["code"] = first["code"]
         with connected(address, study, code=res.get("code", ())):
             out = _launch(study, state, first["uri"].rsplit("/", 1)[0], list(trials.values()),
-                          res, [*_saved_callbacks(study), *callbacks], continues=continues)
+                          res, [*_saved_callbacks(state), *callbacks], continues=continues)
         return {**out, "resumed": len(trials)}
+
+
+def _check_bounds(trials: list[dict[str, Any]], res: dict[str, Any], yes: bool) -> None:
+    """The bounds `run` applies, on what `resume` is about to train: its plans' members
+    (each pack's memory, per-step decay, seeds) and their compute (--yes beyond it)."""
+    from sweep._bounds import check_compute, check_members, plan_core_hours
+    from sweep.plan import member_from_dict
+
+    packs = [[member_from_dict(m) for m in t["members"]] for t in trials]
+    for ms in packs:
+        check_members(ms, prefix="plan: ", on_device=res["gpus_per_trial"] > 0)
+    check_compute(plan_core_hours(packs, res["cpus_per_trial"]), "--yes", yes)
 
 
 def _settle(state: dict[str, Any], res_df) -> None:
@@ -282,9 +297,11 @@ def require_trust(study: Path, state: dict[str, Any], trust: bool) -> None:
                     and v not in BUILTIN_REFS})
     outside = sorted({e["uri"] for e in state["experiments"] if e["status"] != "imported"
                       and not _trust.inside(e["uri"], study)})
+    cbs = [str(n) for n in state.get("callbacks") or []]
     what = "; ".join(x for x in (
         f"code {', '.join(code)}" if code else "",
         f"task/model {', '.join(names)}" if names else "",
+        f"callbacks {', '.join(cbs)}" if cbs else "",
         f"storage {', '.join(outside)}" if outside else "") if x)
     if not what:
         return

@@ -118,10 +118,11 @@ def _read(src: Path, name: str, manifest: dict[str, Any], max_bytes: int) -> byt
     if p.suffix == ".gz":
         data = _inflate(p, max_bytes)
     else:
-        data = st.read_regular(p)
-        if len(data) > max_bytes:
-            raise SpecError(name, f"{p} has more than {max_bytes:,} bytes; allowed: tables of "
-                            f"at most {max_bytes:,} bytes")
+        try:
+            data = st.read_regular(p, max_bytes)
+        except OSError as e:
+            raise SpecError(name, f"{p} cannot be read ({e.strerror or e}); allowed: tables "
+                            f"of at most {max_bytes:,} bytes") from None
     want = manifest.get("tables", {}).get(name)
     if want and hashlib.sha256(data).hexdigest() != want["sha256"]:
         raise SpecError(name, f"{p} differs from what {src / MANIFEST} records "

@@ -10,9 +10,11 @@ elsewhere nothing is recorded or reaped.
 The record is in the study, so whoever can write the study can write it: it must
 not be a way to kill other processes. Before starting Ray the driver puts a random
 token in its environment (`WDSWEEP_RAY_OWNER`), which every Ray process it starts
-inherits; the record holds only the token's sha256. A process is stopped only when
-its pid and start time match the record *and* its own environment carries the
-token, so no record can name a process this driver did not start.
+inherits; the record holds only the sha256 of the token *and the study's resolved
+path*. A process is stopped only when its pid and start time match the record and its
+own environment carries a token that hashes, with this study's path, to the record's:
+no record can name a process this study's driver did not start (a record copied from
+another study names that study's path, not this one).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import signal
 import time
 from pathlib import Path
 
-from sweep.study import read_regular
+from sweep.study import SMALL, read_regular
 from trainer.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -41,19 +43,20 @@ def new_owner() -> None:
     os.environ[OWNER_ENV] = secrets.token_hex(16)
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def _digest(token: str, study: Path) -> str:
+    return hashlib.sha256(f"{token}\0{study.resolve()}".encode()).hexdigest()
 
 
-def _owned(pid: int, digest: str) -> bool:
-    """Does the process's own environment carry the token whose sha256 is `digest`?"""
+def _owned(pid: int, digest: str, study: Path) -> bool:
+    """Does the process's own environment carry a token that, with this study's path,
+    hashes to `digest`?"""
     try:
         env = (_PROC / str(pid) / "environ").read_bytes()
     except OSError:
         return False
     prefix = f"{OWNER_ENV}=".encode()
-    return any(v.startswith(prefix) and _digest(v[len(prefix):].decode(errors="replace"))
-               == digest for v in env.split(b"\0"))
+    return any(v.startswith(prefix) and _digest(v[len(prefix):].decode(errors="replace"),
+                                                 study) == digest for v in env.split(b"\0"))
 
 
 def _stat(pid: int) -> tuple[int, int] | None:
@@ -92,7 +95,7 @@ def record(study: Path) -> None:
         return
     me = os.getpid()
     procs = [(p, s[1]) for p in descendants(me) if (s := _stat(p)) is not None]
-    data = {"driver": [me, _stat(me)[1]], "owner_sha256": _digest(token),  # type: ignore[index]
+    data = {"driver": [me, _stat(me)[1]], "owner_sha256": _digest(token, study),  # type: ignore[index]
             "procs": procs}
     atomic_write_bytes(study / RECORD, json.dumps(data).encode())
 
@@ -107,7 +110,7 @@ def reap(study: Path, wait_s: float = 5.0) -> int:
     if not (p.exists() or p.is_symlink()) or not _PROC.is_dir():
         return 0
     try:
-        data = json.loads(read_regular(p))
+        data = json.loads(read_regular(p, SMALL))
         driver, procs = data["driver"], [tuple(x) for x in data["procs"]]
         digest = data["owner_sha256"]
         if not (isinstance(digest, str) and all(
@@ -121,9 +124,9 @@ def reap(study: Path, wait_s: float = 5.0) -> int:
         return 0  # its driver still runs (the study lock keeps us from here anyway)
     # Only processes that carry this driver's token: a pid in the record that is
     # not one of them (reused, or planted by whoever wrote the record) is left alone.
-    alive = [pid for pid, start in procs if _alive(pid, start) and _owned(pid, digest)]
+    alive = [pid for pid, start in procs if _alive(pid, start) and _owned(pid, digest, study)]
     victims = {(pid, st[1]) for root in alive for pid in [root, *descendants(root)]
-               if (st := _stat(pid)) is not None and _owned(pid, digest)}
+               if (st := _stat(pid)) is not None and _owned(pid, digest, study)}
     for pid, _ in victims:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s

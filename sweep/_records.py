@@ -28,6 +28,9 @@ _STATE = re.compile(r"^state-(\d+)\.pt$")
 def write_plan(study: Path, name: str, trials: list[dict[str, Any]], **record: Any) -> str:
     """STUDY/plans/<name>.json: the trials' payloads and `record` (uri, resources), enough
     for `wdsweep repair` to rebuild study.json; returns its sha256 for study.json."""
+    if not st.EXP_NAME.match(name):
+        raise st.StudyUnsafe(study, PLANS, f"would get a record named {name[:40]!r}; allowed: "
+                             "exp-NNN")
     data = json.dumps({"experiment": name, **record, "trials": trials}, indent=1).encode()
     (study / PLANS).mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(study / PLANS / f"{name}.json", data)
@@ -43,15 +46,33 @@ def read_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(exp.get("plan_sha256"), str):
         raise st.StudyLegacy(study)  # `repair --migrate` re-plans it (`legacy_plan`)
     try:
-        data = st.read_regular(study / rel)
+        data = st.read_regular(study / rel, st.TABLE)
     except OSError as e:
         raise st.StudyDamaged(study, rel, f"cannot read it ({e.strerror or e})") from None
     if hashlib.sha256(data).hexdigest() != exp["plan_sha256"]:
         raise st.StudyDamaged(study, rel, "its checksum differs from study.json's")
     try:
-        trials = json.loads(data)["trials"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        raise st.StudyDamaged(study, rel, "not a plan record") from None
+        return checked_trials(json.loads(data)["trials"])
+    except (ValueError, KeyError, TypeError, RecursionError) as e:  # ConfigError: a ValueError
+        raise st.StudyDamaged(study, rel, f"not a plan record ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:80] if str(e) else ''})") from None
+
+
+def checked_trials(trials: Any) -> list[dict[str, Any]]:
+    """A plan's trials as data: each a valid key and members that are configs (a plan
+    record is read, never trusted: TypeError / ValueError otherwise)."""
+    from sweep.plan import member_from_dict
+
+    if not isinstance(trials, list):
+        raise TypeError("trials is not a list")
+    for t in trials:
+        if not (isinstance(t, dict) and isinstance(t.get("key"), str)
+                and st.TRIAL_KEY.match(t["key"]) and isinstance(t.get("members"), list)
+                and t["members"] and all(isinstance(m, dict) for m in t["members"])
+                and all(isinstance(u, str) for u in t.get("init", []))):
+            raise TypeError("a trial is not {key, members}")
+        for m in t["members"]:
+            member_from_dict(m)  # TypeError (unknown key) or ConfigError (bad value)
     return trials
 
 
@@ -59,11 +80,13 @@ def legacy_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
     """A study from before plan records: plan its saved spec again (TOML only) and
     accept it only when it gives exactly the recorded trials and members. A spec with
     your own task or model is refused: planning it would import the study's code."""
+    from sweep._bounds import check_grid_size
     from sweep.plan import expand, make_plan
     from sweep.spec import load
 
     rel = f"specs/{exp['name']}.toml"
     spec = load(study / rel)
+    check_grid_size(spec, False)  # before expanding a grid someone else wrote
     if spec.code or spec.user or any(":" in str(v) for k in ("task", "model")
                                      for v in [spec.fixed.get(k), *spec.grid.get(k, [])]):
         raise st.StudyUnsafe(study, rel, "plans your own task or model; a study from "
@@ -101,8 +124,8 @@ def checkpoints(state: dict[str, Any], key: str, keep: int = 2) -> list[Found]:
 
     cands: list[tuple[int, str, str, Any]] = []
     for e in state["experiments"]:
-        if key not in e.get("trials", []):
-            continue
+        if e["status"] == "imported" or key not in e.get("trials", []):
+            continue  # an import holds tables, never checkpoints
         root, fs = filesystem(e["uri"])
         tdir = f"{root.rstrip('/')}/trial-{key}"
         if fs.get_file_info(tdir).type != pafs.FileType.Directory:

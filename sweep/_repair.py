@@ -203,21 +203,33 @@ def _history(uri: str, members) -> pd.DataFrame | None:
 
 
 def _state_from_plans(study: Path) -> dict[str, Any]:
+    """study.json again from the plan records (files anyone could have written: each is
+    checked as data, and the result is not signed)."""
     plans = sorted((study / _records.PLANS).glob("exp-*.json"))
     if not plans:
         raise st.StudyDamaged(study, st.STATE, "unreadable and no plans/ to rebuild it from; "
                               "restore it from a backup")
     exps = []
     for p in plans:
-        data = p.read_bytes()
-        rec = json.loads(data)
+        rel = f"{_records.PLANS}/{p.name}"
+        try:
+            data = st.read_regular(p, st.TABLE)
+            rec = json.loads(data)
+            name, uri = rec["experiment"], rec["uri"]
+            if not (isinstance(name, str) and st.EXP_NAME.match(name) and p.stem == name
+                    and isinstance(uri, str)):
+                raise ValueError("experiment name or uri")
+            trials = _records.checked_trials(rec["trials"])
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+            raise st.StudyDamaged(study, rel, f"not a plan record ({type(e).__name__}); "
+                                  "restore study.json from a backup") from None
         exps.append(dict(
-            name=rec["experiment"], uri=rec["uri"], status="running",
-            created=rec.get("created", time.time()), trials=[t["key"] for t in rec["trials"]],
-            members=[member_from_dict(m).config_hash() for t in rec["trials"]
+            name=name, uri=uri, status="running",
+            created=rec.get("created", time.time()), trials=[t["key"] for t in trials],
+            members=[member_from_dict(m).config_hash() for t in trials
                      for m in t["members"]],
             plan_sha256=hashlib.sha256(data).hexdigest(),
             **{k: rec[k] for k in ("cpus_per_trial", "gpus_per_trial", "max_failures")
                if k in rec}))
-    sid = exps[0]["uri"].rstrip("/").rsplit("/", 2)[-2]
-    return {"experiments": exps, "id": sid, "name": sid.rsplit("-", 1)[0]}
+    sid = st.safe_id(exps[0]["uri"].rstrip("/").rsplit("/", 2)[-2])
+    return {"experiments": exps, "id": sid, "name": sid.rsplit("-", 1)[0] or sid}

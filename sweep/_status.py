@@ -28,10 +28,12 @@ def status(study: Path) -> dict[str, Any]:
     failed = set() if res.empty else set(res.loc[res.status == "errored", "config_hash"]) - done
     planned = {h for e in state["experiments"] for h in e["members"]} | done | failed
     try:
-        live = json.loads((study / st.STATUS).read_text()) if (study / st.STATUS).exists() \
-            else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        live = json.loads(st.read_regular(study / st.STATUS, st.SMALL)) \
+            if (study / st.STATUS).exists() else {}
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         live = {}  # advisory, rewritten by the running driver: a torn one shows no trials
+    if not isinstance(live, dict):
+        live = {}
     alive = st.is_locked(study)
     members = _members(study, state, res, live if alive else {})
     # Running: as the driver last said, unless results.csv already has the member.
@@ -74,8 +76,20 @@ def _members(study: Path, state: dict[str, Any], res, live: dict[str, Any]) -> l
             status=r["status"], step=_plain(r.get("total_steps")) if done else None,
             test_acc=_plain(r.get("last_test_acc")) if done else None, eta_s=None,
             trial=r.get("trial_id"), experiment=r.get("experiment"))
-    return sorted(rows.values(), key=lambda m: (m["experiment"] or "", m["trial"] or "",
-                                                 m["weight_decay"] or 0, m["seed"] or 0))
+    return sorted(rows.values(), key=_order)
+
+
+def _order(m: dict[str, Any]) -> tuple:
+    """Experiment, trial, λ, seed -- whatever a table row holds (a forged one too)."""
+    def num(v: Any) -> float:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            return math.inf
+        return f if not math.isnan(f) else math.inf
+
+    return (str(m["experiment"] or ""), str(m["trial"] or ""), num(m["weight_decay"]),
+            num(m["seed"]))
 
 
 def _plain(v: Any) -> Any:

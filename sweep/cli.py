@@ -99,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-report", action="store_true", help="skip the analysis report")
     s.add_argument("--ray-logs", action="store_true", help=ray_logs)
     s.add_argument("--trust-code", action="store_true", help=trust)
+    s.add_argument("--yes", action="store_true",
+                   help="resume even beyond the compute bounds")
 
     rp = add("repair", "rebuild a damaged study's tables from its checkpoints")
     rp.add_argument("study", type=Path, help="study directory")

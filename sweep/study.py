@@ -85,10 +85,23 @@ TREES = ("experiments", "report", "tensorboard")
 
 def check_links(study: Path) -> None:
     """StudyUnsafe when a study entry, or anything in the trees written into, is a
-    symlink, or plans/ and specs/ hold anything but regular files."""
+    symlink or not the kind of file wdsweep writes (a FIFO would block a read forever),
+    or plans/ and specs/ hold anything but regular files."""
     for name in ENTRIES:
-        if (study / name).is_symlink():
+        p = study / name
+        try:
+            mode = os.lstat(p).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode):
             raise StudyUnsafe(study, name, _LINK)
+        want_dir = name in TREES or name in ("plans", "specs")
+        if not (stat.S_ISDIR(mode) if want_dir else stat.S_ISREG(mode)):
+            if name in (STATE, RESULTS, HISTORY) and stat.S_ISDIR(mode):
+                continue  # a directory in a table's place: damage, which repair moves aside
+            kind = "directory" if want_dir else "regular file"
+            raise StudyUnsafe(study, name, f"is not a {kind}; wdsweep writes nothing else "
+                              "there: remove it")
     for t in TREES:
         check_tree(study, study / t)
     for d in ("plans", "specs"):
@@ -101,43 +114,64 @@ def check_links(study: Path) -> None:
 
 
 def check_tree(study: Path, root: Path) -> None:
-    """StudyUnsafe naming the first symlink below `root` (a local directory)."""
+    """StudyUnsafe naming the first symlink (or FIFO, socket, device) below `root`, a
+    local directory; walked without recursion (a 10,000-deep tree is no traceback)."""
     if not root.is_dir() or root.is_symlink():
         return
-    for dirpath, dirs, files in os.walk(root, followlinks=False):
-        for n in (*dirs, *files):
-            p = Path(dirpath) / n
-            if p.is_symlink():
-                raise StudyUnsafe(study, str(p.relative_to(study) if p.is_relative_to(study)
-                                             else p), _LINK)
+    todo = [str(root)]
+    while todo:
+        with os.scandir(todo.pop()) as it:
+            for e in it:
+                if e.is_symlink() or not (e.is_dir(follow_symlinks=False)
+                                          or e.is_file(follow_symlinks=False)):
+                    p = Path(e.path)
+                    where = str(p.relative_to(study)) if p.is_relative_to(study) else str(p)
+                    raise StudyUnsafe(study, where, _LINK if e.is_symlink() else
+                                      "is not a regular file or directory: remove it")
+                if e.is_dir(follow_symlinks=False):
+                    todo.append(e.path)
 
 
-def read_regular(path: Path) -> bytes:
-    """A file's bytes, refusing to follow a link or read anything but a regular file
-    (OSError: ELOOP for a link, EISDIR / EINVAL otherwise)."""
-    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+SMALL = 64 << 20  # study.json, a plan record, the lock, the Ray record: bytes at most
+TABLE = 16 << 30  # a table
+
+
+def read_regular(path: Path, limit: int = TABLE) -> bytes:
+    """A file's bytes, refusing to follow a link, to open anything but a regular file
+    (O_NONBLOCK: a FIFO never blocks the open) or to read more than `limit` bytes (a
+    sparse file's apparent size). OSError otherwise (ELOOP for a link)."""
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+        if st.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
         with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
+            return f.read(limit + 1)[:limit]
     finally:
         os.close(fd)
 
 
 def _lock_fd(study: Path, flags: int) -> int:
     try:
-        return os.open(study / ".lock", flags | _NOFOLLOW, 0o644)
+        fd = os.open(study / ".lock", flags | _NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise StudyUnsafe(study, ".lock", "is a symbolic link (planted?); wdsweep "
                               "never follows links inside a study: remove it") from None
+        if e.errno == errno.EISDIR:
+            raise StudyUnsafe(study, ".lock", "is a directory; remove it") from None
         raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StudyUnsafe(study, ".lock", "is not a regular file; remove it")
+    return fd
 
 
 def refuse_if_busy(study: Path) -> None:
     if is_locked(study):
-        pid = read_regular(study / ".lock").decode(errors="replace").strip() or "?"
+        pid = read_regular(study / ".lock", SMALL).decode(errors="replace").strip()[:20] or "?"
         raise StudyBusy("--study", f"{study} is in use by another wdsweep process "
                         f"(pid {pid}); wait for it or stop it first")
 
@@ -196,8 +230,17 @@ def is_locked(study: Path) -> bool:
 
 
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # never "", ".", ".." or a path
+EXP_NAME = re.compile(r"^exp-\d{3,6}$")
 _EXP = re.compile(r"^(exp-\d{3,6}|imported)$")
 _STATUSES = ("running", "finished", "errored", "continued", "imported")
+TRIAL_KEY = re.compile(r"^[0-9a-f]{12}$")  # sweep.plan: it becomes a directory name
+MEMBER = re.compile(r"^[0-9a-f]{16}$")  # TrainConfig.config_hash
+
+
+def safe_id(name: str) -> str:
+    """A name from a record someone else wrote, as a path component."""
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip(".-")[:128]
+    return s if s and _ID.match(s) else "study"
 
 
 def read_state(study: Path, legacy_ok: bool = False) -> dict[str, Any]:
@@ -212,7 +255,7 @@ def read_state(study: Path, legacy_ok: bool = False) -> dict[str, Any]:
             raise StudyDamaged(study, STATE, "missing, but the study has tables or plans")
         return {"experiments": []}
     try:
-        state = json.loads(read_regular(p))
+        state = json.loads(read_regular(p, SMALL))
     except OSError as e:
         raise StudyDamaged(study, STATE, f"cannot read it ({e.strerror or e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
@@ -245,10 +288,14 @@ def _check_shape(study: Path, state: Any) -> None:
         if not (isinstance(e["name"], str) and _EXP.match(e["name"])):
             raise StudyUnsafe(study, STATE, f"names an experiment {str(e['name'])[:40]!r}; "
                               "allowed: exp-NNN (it becomes a path)")
+        trials = e.get("trials", [])
         if e["status"] not in _STATUSES or not isinstance(e["uri"], str) or not (
-                isinstance(e["members"], list) and all(isinstance(h, str) for h in e["members"])
-                and all(isinstance(t, str) for t in e.get("trials", []))):
+                isinstance(e["members"], list) and isinstance(trials, list)
+                and all(isinstance(h, str) and MEMBER.match(h) for h in e["members"])
+                and all(isinstance(t, str) and TRIAL_KEY.match(t) for t in trials)):
             raise StudyDamaged(study, STATE, f"experiment {e['name']} is not a wdsweep record")
+        if e["status"] == "imported" and trials:  # imports have no checkpoints to search
+            raise StudyDamaged(study, STATE, "an imported experiment lists trials")
     if len(set(names)) != len(names):
         raise StudyDamaged(study, STATE, "names one experiment twice")
 

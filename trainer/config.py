@@ -25,6 +25,18 @@ class ConfigError(ValueError):
         self.key = key
         super().__init__(f"{key}: {message}")
 
+    def __reduce__(self):
+        # Ray pickles a trial's exception to the driver: rebuilt from its text and key
+        # (subclasses take other arguments, so not through __init__).
+        return _restore, (type(self), self.key, self.args)
+
+
+def _restore(cls: type, key: str, args: tuple) -> ConfigError:
+    e = Exception.__new__(cls)
+    Exception.__init__(e, *args)
+    e.key = key
+    return e
+
 
 # Keys that may differ between members of one pack.
 PACKABLE = ("weight_decay", "decay_per_step", "lambda_norm", "seed", "data_seed", "bn_eps", "lr")
@@ -40,6 +52,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Keys that change how a run is executed, not what it computes: left out of the hash.
 _EXECUTION_ONLY = ("device", "threads", "checkpoint_every", "cuda_graph", "compile_update")
 USER_KEYS = ("model", "task_args", "model_args")  # trainer.user
+MAX_THREADS = 1024  # torch threads of one process; more is a typo (or a forged plan)
 MAX_INT = 2**63 - 1  # every integer key: the data and the schedule are int64 tensors
 
 
@@ -270,8 +283,9 @@ def _validate(c: TrainConfig) -> None:
         raise ConfigError(length_key, f"got {getattr(c, length_key)}; must be an integer >= 1")
     if c.eval_every is not None and c.eval_every < 1:
         raise ConfigError("eval_every", f"got {c.eval_every}; must be an integer >= 1")
-    if c.threads is not None and c.threads < 1:
-        raise ConfigError("threads", f"got {c.threads}; must be an integer >= 1")
+    if c.threads is not None and not 1 <= c.threads <= MAX_THREADS:
+        raise ConfigError("threads", f"got {c.threads}; must be an integer in [1, "
+                          f"{MAX_THREADS}]")
     for key in ("train_digits", "test_digits"):
         ds = getattr(c, key)
         if not ds or any(not 1 <= d <= 9 for d in ds):

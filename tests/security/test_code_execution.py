@@ -30,7 +30,7 @@ def _legacy(study: Path, marker: Path, plans: bool = False) -> None:
     evil_module(study / "specs", "evil", marker)
     evil_module(study, "evil", marker)
     exp = {"name": "exp-000", "uri": str(study / "experiments" / "x" / "exp-000"),
-           "status": "running", "members": ["0123456789abcdef"], "trials": ["abc"]}
+           "status": "running", "members": ["0123456789abcdef"], "trials": ["abcdef012345"]}
     (study / "study.json").write_text(json.dumps({"experiments": [exp], "id": "evil-1",
                                                   "name": "evil"}))
 

@@ -129,9 +129,14 @@ def test_a_record_with_the_owners_token_still_reaps_only_its_owners(tmp_path):
                              start_new_session=True)
     try:
         time.sleep(0.3)
-        rec = {"driver": [2 ** 22 + 17, 1], "owner_sha256": _reap._digest(token),
+        rec = {"driver": [2 ** 22 + 17, 1], "owner_sha256": _reap._digest(token, study),
                "procs": [[p.pid, _start_time(p.pid)] for p in (mine, other)]}
         (study / ".ray-local.json").write_text(json.dumps(rec))
+        copy = tmp_path / "another-study"  # the same record copied into another study
+        copy.mkdir()
+        (copy / ".ray-local.json").write_text(json.dumps(rec))
+        assert _reap.reap(copy, wait_s=5) == 0
+        assert mine.poll() is None
         assert _reap.reap(study, wait_s=5) == 1
         mine.wait(timeout=10)
         assert other.poll() is None
