@@ -37,6 +37,8 @@ class _Capped(io.RawIOBase):
         super().close()
 
 
-def open_inflated(path: Path, limit: int = MAX_INFLATED) -> io.BufferedReader:
-    """A binary stream of the gzip file's content, failing past `limit` bytes."""
+def open_inflated(path: Path, limit: int | None = None) -> io.BufferedReader:
+    """A binary stream of the gzip file's content, failing past `limit` bytes (default
+    MAX_INFLATED)."""
+    limit = MAX_INFLATED if limit is None else limit
     return io.BufferedReader(_Capped(gzip.open(path, "rb"), path, limit), 1 << 20)

@@ -27,3 +27,17 @@ def test_a_gzip_bomb_stops_at_the_cap(tmp_path):
     with pytest.raises(AnalysisError, match="inflates beyond"), \
             open_inflated(p, limit=8 << 20) as f:
         pd.read_csv(f)
+
+
+def test_the_analysis_reads_a_published_gzip_bomb_as_one_line(tmp_path, monkeypatch):
+    import analysis._capped as capped
+    from analysis import analyze
+
+    monkeypatch.setattr(capped, "MAX_INFLATED", 8 << 20)  # the cap, lowered for speed
+    p = tmp_path / "results.csv.gz"
+    with gzip.open(p, "wb", compresslevel=9) as f:
+        f.write(b"config_hash,status\n")
+        for _ in range(64):
+            f.write(b"0" * (1 << 20))
+    with pytest.raises(AnalysisError, match="inflates beyond"):
+        analyze(tmp_path)
