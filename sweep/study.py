@@ -118,9 +118,14 @@ def check_tree(study: Path, root: Path) -> None:
     local directory; walked without recursion (a 10,000-deep tree is no traceback)."""
     if not root.is_dir() or root.is_symlink():
         return
-    todo = [str(root)]
+    todo = [(str(root), 0)]
     while todo:
-        with os.scandir(todo.pop()) as it:
+        top, depth = todo.pop()
+        if depth > MAX_DEPTH:  # nothing wdsweep or Tune writes is this deep
+            raise StudyUnsafe(study, str(root.relative_to(study)) if root.is_relative_to(study)
+                              else str(root), f"holds directories nested deeper than "
+                              f"{MAX_DEPTH} levels: remove them")
+        with os.scandir(top) as it:
             for e in it:
                 if e.is_symlink() or not (e.is_dir(follow_symlinks=False)
                                           or e.is_file(follow_symlinks=False)):
@@ -129,9 +134,10 @@ def check_tree(study: Path, root: Path) -> None:
                     raise StudyUnsafe(study, where, _LINK if e.is_symlink() else
                                       "is not a regular file or directory: remove it")
                 if e.is_dir(follow_symlinks=False):
-                    todo.append(e.path)
+                    todo.append((e.path, depth + 1))
 
 
+MAX_DEPTH = 64  # directory levels below a tree's root
 SMALL = 64 << 20  # study.json, a plan record, the lock, the Ray record: bytes at most
 TABLE = 16 << 30  # a table
 

@@ -95,14 +95,27 @@ def test_resume_bounds_a_forged_plan_like_run(study, wdsweep):
     one_line(r, "core-hours", "--yes")
 
 
+def _remove_deep(top: Path, d: Path) -> None:
+    """Bottom-up, without recursion (shutil.rmtree, and pytest's cleanup, recurse)."""
+    for p in d.iterdir():
+        p.unlink()
+    while d != top:
+        d.rmdir()
+        d = d.parent
+
+
 def test_a_very_deep_tree_is_one_line(study, wdsweep):
-    d = study / "experiments"
+    top = study / "experiments"
+    d = top
     for _ in range(1100):  # os.makedirs itself recurses
         d = d / "d"
         d.mkdir()
     (d / "x").symlink_to("/etc/hostname")
-    r = wdsweep("status", study, timeout=120)
-    one_line(r, "symbolic link")
+    try:
+        for cmd in ("status", "repair"):
+            one_line(wdsweep(cmd, study, timeout=120), "nested deeper than")
+    finally:
+        _remove_deep(top, d)
 
 
 def test_a_plan_member_that_is_not_a_config_is_damage_repair_rebuilds(study, wdsweep):
