@@ -46,7 +46,8 @@ def reference_run(cfg, opt_kind, wd, steps, decay_mode="all"):
     return m
 
 
-def packed_run(cfgs, steps, decay_mode="all"):
+def packed_run(cfgs, steps, decay_mode="all", impl="auto"):
+    """The members packed, with the first member's optimizer, impl and lr schedule."""
     data = load_data(cfgs, torch.device("cpu"))
     x, y = data["train"].x, data["train"].y
     c0 = cfgs[0]
@@ -56,7 +57,8 @@ def packed_run(cfgs, steps, decay_mode="all"):
     opt = PackedOptimizer(c0.optimizer, model, lr=[c.lr for c in cfgs],
                           wd=[c.decay.weight_decay for c in cfgs],
                           matrices_only=decay_mode == "matrices", beta1=c0.beta1,
-                          beta2=c0.beta2, eps=c0.adam_eps, momentum=c0.momentum)
+                          beta2=c0.beta2, eps=c0.adam_eps, momentum=c0.momentum, impl=impl,
+                          schedule=c0.schedule)
     b, spe = c0.batch_size, c0.steps_per_epoch
     for step in range(steps):
         i = step % spe

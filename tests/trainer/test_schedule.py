@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.trainer.test_equivalence import TINY, assert_member_matches
+from tests.trainer.test_equivalence import TINY, assert_member_matches, packed_run
 from trainer import ConfigError, build, preset, run
 from trainer.loop import load_data
-from trainer.model import PackedResMLP, reference_model
-from trainer.optim import PackedOptimizer, schedule_factor
+from trainer.model import reference_model
+from trainer.optim import schedule_factor
 from trainer.schedule import Schedule
 
 KINDS = ("cosine", "linear", "wsd", "constant")
@@ -97,24 +97,7 @@ def _reference(cfg, kind, steps):
 
 
 def _packed(cfgs, impl, steps):
-    data = load_data(cfgs, torch.device("cpu"))
-    x, y = data["train"].x, data["train"].y
-    c0 = cfgs[0]
-    model = PackedResMLP([reference_model(x.shape[-1], y.shape[-1], c0.width, c0.depth,
-                                          c0.batch_norm, c.bn_eps, c.seed) for c in cfgs],
-                         [c.bn_eps for c in cfgs], torch.device("cpu"))
-    opt = PackedOptimizer(c0.optimizer, model, lr=[c.lr for c in cfgs],
-                          wd=[c.decay.weight_decay for c in cfgs], matrices_only=False,
-                          beta1=c0.beta1, beta2=c0.beta2, eps=c0.adam_eps,
-                          momentum=c0.momentum, impl=impl, schedule=c0.schedule)
-    b, spe = c0.batch_size, c0.steps_per_epoch
-    for step in range(steps):
-        i = step % spe
-        loss = ((model(x[i * b:(i + 1) * b]) - y[i * b:(i + 1) * b]) ** 2).mean(dim=(0, 2))
-        model.zero_grad()
-        loss.sum().backward()
-        opt.step()
-    return model
+    return packed_run(cfgs, steps, impl=impl)[0]
 
 
 @pytest.mark.parametrize("impl", ["flat", "fused"])
