@@ -53,6 +53,9 @@ class Analysis:
         self.cells.to_csv(out / "lambda_star.csv", index=False)
         self.seeds.to_csv(out / "seeds.csv", index=False)
         self.curves.to_csv(out / "curves.csv", index=False)
+        if len(self.runs) >= PARQUET_RUNS:  # large: the per-run tables as Parquet too
+            _parquet(self.runs, out / "summary.parquet")
+            _parquet(self.curves, out / "curves.parquet")
         self.events.to_csv(out / "collapses.csv", index=False)
         fit = json.dumps(_jsonable(self.fit), indent=2, ensure_ascii=False)
         (out / "fit.json").write_text(fit + "\n", encoding="utf-8")
@@ -61,6 +64,16 @@ class Analysis:
         elif NO_FIGURES not in self.warnings:
             self.warnings.append(NO_FIGURES)
         return _report.write(self, out)
+
+
+PARQUET_RUNS = 1000  # runs from which summary and curves are also written as Parquet
+
+
+def _parquet(df: pd.DataFrame, path: Path) -> None:
+    """Typed columns as they are; mixed-type object columns as strings (Parquet needs
+    one type per column)."""
+    obj = [c for c in df.columns if df[c].dtype == object]
+    df.astype({c: "string" for c in obj}).to_parquet(path, index=False)
 
 
 def _jsonable(x: Any) -> Any:

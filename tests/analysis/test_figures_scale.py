@@ -58,3 +58,15 @@ def test_no_figures_writes_the_report_without_them(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob("*.svg"))
     assert (tmp_path / "report.html").exists() and (tmp_path / "lambda_star.csv").exists()
     assert any("figures not drawn" in w for w in a.warnings)
+
+
+def test_a_large_analysis_writes_its_per_run_tables_as_parquet_too(many) -> None:
+    import pandas as pd
+
+    out, _ = many
+    for stem in ("summary", "curves"):
+        pq, csv = pd.read_parquet(out / f"{stem}.parquet"), pd.read_csv(out / f"{stem}.csv")
+        assert list(pq.columns) == list(csv.columns) and len(pq) == len(csv) > 0
+        num = [c for c in csv.columns if pd.api.types.is_numeric_dtype(csv[c])]
+        pd.testing.assert_frame_equal(pq[num].reset_index(drop=True), csv[num],
+                                      check_dtype=False)
