@@ -24,7 +24,7 @@ EXIT_BAD_INPUT = 2
 EXIT_FAULT = 1
 
 
-PRESETS = ("seed", "modular", "demo", "tiny")  # trainer.presets.PRESETS (a test keeps them equal)
+PRESETS = ("seed", "modular", "digits", "demo", "tiny")  # trainer.presets.PRESETS (a test keeps them equal)
 
 
 class UsageError(ValueError):
