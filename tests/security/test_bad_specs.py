@@ -5,6 +5,7 @@ bounds use are checked against real runs."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -174,8 +175,11 @@ print(json.dumps([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
 ])
 def test_the_memory_estimate_bounds_a_real_runs_peak(preset, k, over):
     """trainer.memory.host_bytes is an upper estimate, and not a wild one."""
+    # As Ray starts a 1-CPU trial's worker: OMP_NUM_THREADS=1 (without it, OpenMP's
+    # thread pool and their malloc arenas are sized to the machine before torch is told)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-c", PEAK, preset, str(k), json.dumps(over)],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+                       capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr
     peak, est = json.loads(r.stdout.strip().splitlines()[-1])
     assert peak <= est <= 3 * peak, (peak / 2**20, est / 2**20)
