@@ -24,7 +24,8 @@ EXIT_BAD_INPUT = 2
 EXIT_FAULT = 1
 
 
-PRESETS = ("seed", "modular", "digits", "demo", "tiny")  # trainer.presets.PRESETS (a test keeps them equal)
+# trainer.presets.PRESETS (a test keeps them equal)
+PRESETS = ("seed", "modular", "digits", "demo", "tiny")
 
 
 class UsageError(ValueError):
