@@ -208,8 +208,8 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
     with st.locked(study):
         state = st.check(study)
         require_trust(study, state, trust_code)  # before anything is written or signed
-        _settle(state, st.read_results(study))
         res_df = st.read_results(study)
+        _settle(state, res_df)
         done = set() if res_df.empty else set(res_df.loc[res_df.status == "completed",
                                                          "config_hash"])
         failed = set() if res_df.empty else set(res_df.config_hash) - done
@@ -288,41 +288,34 @@ def require_trust(study: Path, state: dict[str, Any], trust: bool) -> None:
 
     code = sorted({d for e in state["experiments"] for d in e.get("code") or []})
     check_outside(code, study)  # never, trusted or not
-    if not state["experiments"] or _trust.mine(state):
-        return
+    if _trust.mine(state):
+        return  # (and before reading every plan)
     names = sorted({str(v) for e in state["experiments"] for t in _records.read_plan(study, e)
                     for m in t["members"]
                     for k, v in (("task", m.get("task")), ("model", m.get("model")))
                     if (is_ref(v) or (k == "model" and v is not None))
                     and v not in BUILTIN_REFS})
-    outside = sorted({e["uri"] for e in state["experiments"] if e["status"] != "imported"
-                      and not _trust.inside(e["uri"], study)})
+    outside = _trust.outside(state, study)
     cbs = [str(n) for n in state.get("callbacks") or []]
     what = "; ".join(x for x in (
         f"code {', '.join(code)}" if code else "",
         f"task/model {', '.join(names)}" if names else "",
         f"callbacks {', '.join(cbs)}" if cbs else "",
         f"storage {', '.join(outside)}" if outside else "") if x)
-    if not what:
-        return
-    if not trust:
-        raise SpecError("--trust-code", f"{study} was not written by your wdsweep (another "
-                        f"user's, a copy, or edited) and names {what}; allowed: check them, "
-                        "then run again with --trust-code")
-    log.warning("trusting %s (--trust-code): %s", study, what)
+    _trust.refuse_unless(study, state, what, trust)
 
 
 def _check_code(study: Path, state: dict[str, Any], first: dict[str, Any],
                 trust: bool) -> None:
-    """The code a resume ships: never from inside the study, and as it was recorded."""
-    from sweep._code import check_outside, check_pinned
+    """The code a resume ships, as it was recorded (never from inside the study:
+    `require_trust` refused that)."""
+    from sweep._code import check_pinned
 
     code = list(first.get("code") or [])
     for d in code:
         if not Path(d).is_dir():
             raise SpecError("code", f"{d} (recorded by the study) is not a directory; "
                             "allowed: restore it, or run the spec again into a new study")
-    check_outside(code, study)
     check_pinned(state.get("code"), code, trust)
 
 

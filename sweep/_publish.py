@@ -152,10 +152,8 @@ def _manifest(src: Path) -> dict[str, Any]:
 
 
 def safe_name(name: Any, fallback: str = "imported") -> str:
-    """A study name from someone else's manifest, as a path component: never '..', a
-    slash or a hidden name."""
-    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name or "")).strip(".-")[:64]
-    return s if s and _NAME.match(s) else fallback
+    """A study name from someone else's manifest (sweep.study.safe_id, 64 characters)."""
+    return st.safe_id(str(name or ""), fallback, 64)
 
 
 def import_(src: Path, study: Path, *, max_bytes: int = MAX_BYTES,

@@ -26,7 +26,6 @@ from sweep import _records, _trust
 from sweep import study as st
 from sweep._collect import completed_rows
 from sweep.plan import member_from_dict
-from sweep.spec import SpecError
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +95,9 @@ def _problem(study: Path) -> st.StudyDamaged | None:
 
 def _check_storage(study: Path, state: dict[str, Any], trust: bool) -> None:
     """Checkpoints are read from outside the study only for a study this user sealed."""
-    outside = sorted({e["uri"] for e in state["experiments"]
-                      if not _trust.inside(e["uri"], study)})
-    if outside and not _trust.mine(state) and not trust:
-        raise SpecError("--trust-code", f"{study} was not written by your wdsweep (another "
-                        f"user's, a copy, or edited) and names storage outside it "
-                        f"({', '.join(outside)}); allowed: check it, then repair with "
-                        "--trust-code")
+    outside = _trust.outside(state, study)
+    _trust.refuse_unless(study, state, f"storage {', '.join(outside)}" if outside else "",
+                         trust)
 
 
 def _rebuild_tables(state: dict[str, Any], trials: dict[str, dict[str, Any]]

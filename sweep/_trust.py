@@ -24,6 +24,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sweep.spec import SpecError
+
 log = logging.getLogger(__name__)
 
 SEAL = "seal"
@@ -105,6 +107,24 @@ def mine(state: dict[str, Any]) -> bool:
         return False
     want = hmac.new(k, canonical(state), hashlib.sha256).hexdigest()
     return hmac.compare_digest(s["hmac"], want)
+
+
+def outside(state: dict[str, Any], study: Path) -> list[str]:
+    """The experiment URIs (imports aside: they hold no checkpoints) outside the study."""
+    return sorted({e["uri"] for e in state["experiments"]
+                   if e["status"] != "imported" and not inside(e["uri"], study)})
+
+
+def refuse_unless(study: Path, state: dict[str, Any], names: str, trust: bool) -> None:
+    """`names` (what the record makes a command run or touch outside the study; "" for
+    nothing) is used only from a study this user sealed, or with `trust` (a warning)."""
+    if not names or mine(state):
+        return
+    if not trust:
+        raise SpecError("--trust-code", f"{study} was not written by your wdsweep (another "
+                        f"user's, a copy, or edited) and names {names}; allowed: check "
+                        "them, then run the command again with --trust-code")
+    log.warning("trusting %s (--trust-code): %s", study, names)
 
 
 def inside(path: str, study: Path) -> bool:

@@ -76,10 +76,11 @@ TRIAL_KEY = re.compile(r"^[0-9a-f]{12}$")  # sweep.plan: it becomes a directory 
 MEMBER = re.compile(r"^[0-9a-f]{16}$")  # TrainConfig.config_hash
 
 
-def safe_id(name: str) -> str:
-    """A name from a record someone else wrote, as a path component."""
-    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip(".-")[:128]
-    return s if s and _ID.match(s) else "study"
+def safe_id(name: str, fallback: str = "study", limit: int = 128) -> str:
+    """A name from a record someone else wrote, as a path component: never '..', a
+    slash or a hidden name; at most `limit` characters."""
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip(".-")[:min(limit, 128)]
+    return s if s and _ID.match(s) else fallback
 
 
 def read_state(study: Path, legacy_ok: bool = False) -> dict[str, Any]:

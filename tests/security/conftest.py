@@ -14,22 +14,9 @@ from typing import Any
 import pytest
 
 from sweep import _trust
+from tests.sweep.test_hardening import spec_text
 
-TINY = """
-name = "h"
-preset = "tiny"
-[fixed]
-epochs = 2
-train_size = 256
-eval_every = 8
-[grid]
-weight_decay = [0.0, 0.1]
-seed = [0, 1]
-[run]
-pack = 2
-checkpoint_every = 8
-max_failures = 0
-"""
+TINY = spec_text()  # the hardening tests' tiny study: 2 λ × 2 seeds, two packs
 
 EVIL = "import pathlib\npathlib.Path({marker!r}).write_text('ran')\n" \
        "def task(seed, **kw):\n    raise SystemExit\ndef model(**kw):\n    raise SystemExit\n"
