@@ -123,7 +123,7 @@ class PackedOptimizer:
         self._fused_step_t.fill_(self.t)
         f = 1.0 if self.schedule is None else self.schedule.factor(self.t - 1)
         for p, g, m, v, lr0, wd in self.groups:
-            lr = lr0 * f if self.schedule is not None else lr0
+            lr = lr0 * f  # exact when unscheduled: f is 1.0
             if self.kind == "sgdw":
                 torch._foreach_mul_(p, 1 - lr * wd)
                 torch._foreach_mul_(m, self.momentum)
