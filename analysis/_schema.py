@@ -7,12 +7,8 @@ analysis knows by name are listed here.
 
 from __future__ import annotations
 
+from trainer.errors import AnalysisError  # noqa: F401 (re-exported)
 from trainer.schema import FINAL, LAST, METRICS  # noqa: F401 (re-exported for the analysis)
-
-
-class AnalysisError(ValueError):
-    """Input the analysis cannot use. ``str(err)`` is one line saying what is missing."""
-
 
 DECAY_UNITS = ("weight_decay", "decay_per_step", "lambda_norm")
 UNIT_LABEL = {

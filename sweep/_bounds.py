@@ -206,7 +206,7 @@ def check_plan(plan, spec, yes: bool) -> None:
             if gpu is not None:
                 _check_gpu(t.members, gpu, ref, keys)
         except ConfigError as e:
-            raise SpecError(where(e.key), str(e).split(": ", 1)[1]) from None
+            raise e.rekey(where(e.key)) from None
     packs = [t.members for t in plan.trials]
     hours = plan_core_hours(packs, spec.cpus_per_trial)
     if hours <= CONFIRM_CORE_HOURS or yes:

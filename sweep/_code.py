@@ -131,7 +131,7 @@ def probe(m: TrainConfig, code: Sequence[str] = ()) -> Probe:
             except SpecError:
                 raise
             except ConfigError as e:  # a spec's key: task, model, task_args, model_args
-                raise SpecError(e.key, str(e).split(": ", 1)[1]) from None
+                raise e.rekey(e.key) from None
     return _PROBES[k]
 
 

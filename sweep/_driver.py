@@ -29,12 +29,9 @@ from sweep._ray import before_import, check_resources, connected, quiet, ray_ver
 from sweep._status import status
 from sweep.plan import make_plan
 from sweep.spec import Spec, SpecError
+from trainer.errors import BadInput, Fault
 
 log = logging.getLogger(__name__)
-
-
-class StudyFault(RuntimeError):
-    """A fault (not bad input) that stopped a sweep; the message is one line."""
 
 
 def _tuner(trials: list[dict[str, Any]], study: Path, uri: str, name: str,
@@ -117,7 +114,7 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
             with connected(address, study, code=spec.code):
                 check_resources(spec)
                 return _run_locked(spec, plan, study, cbs)
-        except (SpecError, KeyboardInterrupt):
+        except (BadInput, KeyboardInterrupt):
             if fresh and not (study / st.STATE).exists():  # nothing started: no trace
                 shutil.rmtree(study)
             raise
@@ -187,7 +184,7 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[dict[str
         where = f" ({e.filename})" if e.filename else ""
         fault = fault or f"{e.strerror or e}{where}"
     if fault is not None:
-        raise StudyFault(f"{fault}; the sweep stopped: free space, then "
+        raise Fault(f"{fault}; the sweep stopped: free space, then "
                          f"`wdsweep resume {study}`")
     return out
 
@@ -327,4 +324,4 @@ def _save_spec(study: Path, spec: Spec, name: str) -> None:
     atomic_write_bytes(study / "spec.toml", spec.text.encode())
 
 
-__all__ = ["StudyFault", "resume", "run", "status"]
+__all__ = ["resume", "run", "status"]

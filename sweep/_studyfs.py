@@ -17,22 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sweep.spec import SpecError
+from trainer.errors import STATE, StudyBusy, StudyUnsafe  # noqa: F401 (re-exported)
 
-RESULTS, HISTORY, STATE, STATUS = "results.csv", "history.csv", "study.json", "status.json"
-
-
-class StudyBusy(SpecError):
-    pass
-
-
-class StudyUnsafe(SpecError):
-    """Something in a study that wdsweep will not follow or use: a symbolic link, a
-    path outside the study, a name that is not one wdsweep writes. Not repaired
-    automatically: a person should look at it."""
-
-    def __init__(self, study: Path, name: str, what: str) -> None:
-        super().__init__(name, f"{study / name} {what}")
+RESULTS, HISTORY, STATUS = "results.csv", "history.csv", "status.json"
 
 
 # What wdsweep writes in a study; none of them may be a symbolic link (a link would

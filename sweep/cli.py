@@ -20,16 +20,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
-EXIT_FAULT = 1
-
+from trainer.errors import EXIT_BAD_INPUT, EXIT_FAULT
 
 # trainer.presets.PRESETS (a test keeps them equal)
 PRESETS = ("seed", "modular", "digits", "demo", "tiny")
-
-
-class UsageError(ValueError):
-    """Bad user input at the CLI level; the message is one line."""
 
 
 def _version() -> str:
@@ -216,15 +210,16 @@ class _Format(logging.Formatter):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from trainer import ConfigError
+    from trainer.errors import WdsweepError
 
     args = _parser().parse_args(argv)
     _setup_logging(args)
     try:
         return _dispatch(args)
-    except (ConfigError, UsageError) as e:
-        print(f"wdsweep {args.cmd}: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except WdsweepError as e:  # BadInput, StudyDamaged: exit 2; Fault: exit 1
+        kind = "error" if e.exit_code == EXIT_BAD_INPUT else "fault"
+        print(f"wdsweep {args.cmd}: {kind}: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -238,13 +233,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         where = f" ({e.filename})" if e.filename else ""
         print(f"wdsweep {args.cmd}: fault: {e.strerror or e}{where}", file=sys.stderr)
-        return EXIT_FAULT
-    except RuntimeError as e:
-        from sweep._driver import StudyFault
-
-        if not isinstance(e, StudyFault):
-            raise
-        print(f"wdsweep {args.cmd}: fault: {e}", file=sys.stderr)
         return EXIT_FAULT
 
 

@@ -105,7 +105,7 @@ def expand(spec: Spec) -> list[TrainConfig]:
             where = f"grid.{e.key}" if e.key in spec.grid else (
                 f"fixed.{e.key}" if e.key in spec.fixed else e.key)
             point = ", ".join(f"{k}={v}" for k, v in zip(keys, combo))
-            raise SpecError(where, f"{str(e).split(': ', 1)[1]} (at grid point {point})") \
+            raise SpecError(where, f"{e.reason} (at grid point {point})") \
                 from None
     from sweep._code import complete
 

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from sweep._limits import check_paths, check_resource, check_storage, parse_toml
-from trainer import ConfigError, preset
+from trainer import preset
 from trainer.config import DECAY_KEYS, FIELDS, MAX_INT
+from trainer.errors import BadInput as ConfigError
+from trainer.errors import SpecError
 from trainer.presets import PRESETS, coerce, shown
 from trainer.user import arg_key
 
@@ -24,10 +26,6 @@ SECTIONS = {
 
 
 MAX_NAME = 128  # bytes (UTF-8): the study id is the name plus a suffix, in one file name
-
-
-class SpecError(ConfigError):
-    """A spec problem; the key is the dotted field, e.g. `grid.weight_decay`."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +136,7 @@ def coerce_in(where: str, key: str, value: Any) -> Any:
     try:
         return coerce(key, value, strict=True)
     except ConfigError as e:
-        raise SpecError(where, str(e).split(": ", 1)[1]) from None
+        raise e.rekey(where) from None
 
 
 def _only(table: dict, allowed: tuple[str, ...], prefix: str) -> None:
@@ -237,5 +235,4 @@ def base_config(spec: Spec):
     try:
         return build(preset(spec.preset), {**spec.user, **spec.fixed})
     except ConfigError as e:
-        raise SpecError(f"fixed.{e.key}" if e.key in spec.fixed else e.key,
-                        str(e).split(": ", 1)[1]) from None
+        raise e.rekey(f"fixed.{e.key}" if e.key in spec.fixed else e.key) from None

@@ -47,26 +47,8 @@ from sweep._studyfs import (  # noqa: F401 -- the study's file layer, used as st
     refuse_if_busy,
     try_locked,
 )
-from sweep.spec import SpecError
+from trainer.errors import SpecError, StudyDamaged, StudyLegacy  # noqa: F401 (re-exported)
 from trainer.fsutil import atomic_write_bytes
-
-
-class StudyDamaged(SpecError):
-    """A study file is unreadable or differs from what study.json recorded; the key
-    names the file, the message says how to repair it."""
-
-    def __init__(self, study: Path, name: str, what: str) -> None:
-        fix = (f"run `wdsweep repair {study}` to rebuild it" if name != STATE else
-               f"run `wdsweep repair {study}` to rebuild it from {study / 'plans'}")
-        super().__init__(name, f"{study / name} is damaged: {what}; {fix}")
-
-
-class StudyLegacy(SpecError):
-    def __init__(self, study: Path) -> None:
-        super().__init__(STATE, f"{study / STATE} has no checksum (written by an older "
-                         "wdsweep, or edited by hand): check the study, then run "
-                         f"`wdsweep repair --migrate {study}` to adopt it")
-
 
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # never "", ".", ".." or a path
 EXP_NAME = re.compile(r"^exp-\d{3,6}$")

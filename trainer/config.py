@@ -14,28 +14,11 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from trainer.errors import BadInput
 from trainer.schedule import SCHEDULES, Schedule, warmup_steps
 from trainer.units import Decay, resolve_decay
 
-
-class ConfigError(ValueError):
-    """Bad user input. ``str(err)`` is one line naming the key and what is allowed."""
-
-    def __init__(self, key: str, message: str):
-        self.key = key
-        super().__init__(f"{key}: {message}")
-
-    def __reduce__(self):
-        # Ray pickles a trial's exception to the driver: rebuilt from its text and key
-        # (subclasses take other arguments, so not through __init__).
-        return _restore, (type(self), self.key, self.args)
-
-
-def _restore(cls: type, key: str, args: tuple) -> ConfigError:
-    e = Exception.__new__(cls)
-    Exception.__init__(e, *args)
-    e.key = key
-    return e
+ConfigError = BadInput  # the trainer's name for bad input (trainer/errors.py)
 
 
 # Keys that may differ between members of one pack.
