@@ -17,14 +17,17 @@ from trainer.presets import PRESETS, build, members, preset
 from trainer.schema import METRIC_COLUMNS
 from trainer.units import Decay, resolve_decay
 
-_LAZY = {"train": "trainer.loop", "run": "trainer.rundir"}
-
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    # Lazy: `train` and `run` load torch, which the configs and units must not.
+    if name == "train":
+        from trainer.loop import train
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return train
+    if name == "run":
+        from trainer.rundir import run
+
+        return run
     raise AttributeError(f"module 'trainer' has no attribute {name!r}")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from trainer.errors import BadInput
+from trainer.refs import check_user_keys
 from trainer.schedule import SCHEDULES, Schedule, warmup_steps
 from trainer.units import Decay, resolve_decay
 
@@ -23,9 +24,11 @@ ConfigError = BadInput  # the trainer's name for bad input (trainer/errors.py)
 
 # Keys that may differ between members of one pack.
 PACKABLE = ("weight_decay", "decay_per_step", "lambda_norm", "seed", "data_seed", "bn_eps", "lr")
-DECAY_KEYS = ("weight_decay", "decay_per_step", "lambda_norm")
+# The decay units, in trainer.units' order (Decay's fields): a config gives one of them.
+DECAY_KEYS = tuple(f.name for f in fields(Decay))
+# Allowed values of the string keys. `task` is not here: its names are the task
+# registry's (trainer.registry), checked with the task references (trainer.refs).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "task": ("binary_add", "modular_add"),
     "optimizer": ("adamw", "adam_l2", "sgdw"),
     "decay_mode": ("all", "matrices"),
     "device": ("auto", "cpu", "cuda"),
@@ -34,7 +37,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 # Keys that change how a run is executed, not what it computes: left out of the hash.
 _EXECUTION_ONLY = ("device", "threads", "checkpoint_every", "cuda_graph", "compile_update")
-USER_KEYS = ("model", "task_args", "model_args")  # trainer.user
+USER_KEYS = ("model", "task_args", "model_args")  # trainer.refs / trainer.user
+# What resolved() records besides the fields: the run's length in its other spellings.
+DERIVED_KEYS = ("total_steps", "epochs_T", "steps_per_epoch")
 MAX_THREADS = 1024  # torch threads of one process; more is a typo (or a forged plan)
 MAX_INT = 2**63 - 1  # every integer key: the data and the schedule are int64 tensors
 
@@ -216,11 +221,9 @@ def _validate_schedule(c: TrainConfig) -> None:
 
 
 def _validate(c: TrainConfig) -> None:
-    from trainer.user import check_user_keys
-
-    check_user_keys(c)  # task = "package.module:function", model, task_args, model_args
+    check_user_keys(c)  # task (a registered name or "package.module:function"), model, ...
     for key, allowed in CHOICES.items():
-        if getattr(c, key) not in allowed and not (key == "task" and ":" in c.task):
+        if getattr(c, key) not in allowed:
             raise ConfigError(key, f"got {getattr(c, key)!r}; allowed: {', '.join(allowed)}")
     for f in fields(c):
         v = getattr(c, f.name)

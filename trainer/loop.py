@@ -6,17 +6,18 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from trainer import checkpoint, tasks, user
+from trainer import checkpoint, user
 from trainer.config import PACKABLE, ConfigError, TrainConfig
+from trainer.data import Batches, load_data  # load_data: also imported from here
 from trainer.model import PackedResMLP, reference_model
 from trainer.optim import PackedOptimizer
 from trainer.step import TrainStep, amp, upcast
+from trainer.vmapped import UserStep, scores_fn
 
 Rows = list[dict[str, Any]]
 Log = Callable[[str], None]
@@ -59,28 +60,6 @@ def check_pack(members: Sequence[TrainConfig]) -> None:
             if k not in PACKABLE and k != "weight_decay" and mine.get(k) != base.get(k):
                 raise ConfigError(k, f"members of one pack differ in {k}; only these may "
                                      f"differ: {', '.join(PACKABLE)}")
-
-
-@dataclass
-class Batches:
-    """Per-member data, already on the device: x (N, K, n_in), y (N, K, n_out)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-
-def load_data(members: Sequence[TrainConfig], device: torch.device) -> dict[str, Batches]:
-    cfg, task = members[0], tasks.get(members[0].task)
-    cache: dict[int, tasks.TaskData] = {}
-    for m in members:  # members sharing a data seed share one generated dataset
-        cache.setdefault(m.effective_data_seed, task.make(cfg, m.effective_data_seed))
-    per = [cache[m.effective_data_seed] for m in members]
-    if len(per[0].train.x) != cfg.train_size:  # B drives the schedule and the units
-        raise ConfigError("train_size", f"{cfg.task} made {len(per[0].train.x)} training "
-                          f"examples for train_size {cfg.train_size}")
-    return {name: Batches(torch.stack([getattr(d, name).x for d in per], 1).to(device),
-                          torch.stack([getattr(d, name).y for d in per], 1).to(device))
-            for name in ("train", "val", "test")}
 
 
 def scores(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -130,8 +109,6 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
     train_step = TrainStep(model, opt, graph=cfg.cuda_graph, log=warn, amp=ctx)
     score = scores
     if objective is not None:  # the task's loss and accuracy, an eager step
-        from trainer.vmapped import UserStep, scores_fn
-
         train_step, score = UserStep(model, opt, objective, amp=ctx), scores_fn(objective)
     ident = [dict(member=k, config_hash=m.config_hash(), seed=m.seed, lr=m.lr,
                   weight_decay=d.weight_decay, decay_per_step=d.decay_per_step,

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trainer.config import FIELDS, MAX_INT, PACKABLE, ConfigError, TrainConfig
-from trainer.user import ARG_TABLES, arg_key, check_args
+from trainer.refs import ARG_TABLES, arg_key, check_args, parse_literal
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The blog's experiment as its code ran it (shared/reference/seed_setup.md),
@@ -58,7 +58,7 @@ def _base_type(key: str) -> Any:
 def coerce(key: str, value: Any, strict: bool = False) -> Any:
     """A user value (string from the CLI, or a TOML value) as the field's type. `strict`
     (a TOML value): a number, a bool or a list must be one, not a string of it."""
-    if key in ARG_TABLES or arg_key(key):  # task_args / model_args (trainer.user)
+    if key in ARG_TABLES or arg_key(key):  # task_args / model_args (trainer.refs)
         check_args(key, value) if key in ARG_TABLES else check_args(key.split(".")[0],
                                                                     {key.split(".")[1]: value})
         return value
@@ -156,8 +156,6 @@ def members(base: TrainConfig, sets: Sequence[str]) -> list[TrainConfig]:
         if not sep or not key:
             raise ConfigError("--set", f"got {s!r}; expected key=value")
         if arg_key(key):  # task_args.KEY=value: a JSON literal, else a string; one per pack
-            from trainer.user import parse_literal
-
             axes[key] = [parse_literal(value)]
             continue
         if key not in FIELDS:

@@ -13,150 +13,56 @@ Members of one pack are one architecture with different λ, seed or lr; they tra
 one batched model (trainer.vmapped). `probe` calls the task and the model once, as the
 sweep driver does before Ray starts, so bad input is one line naming the spec key.
 
-This module imports torch only inside its functions (trainer.config imports it).
+The reference checks and resolving are trainer.refs' (re-exported here). This module is
+torch-free when imported -- the sweep driver imports it to plan -- so everything that
+needs torch (tensors, the tasks, the models, the stacked data) is imported in the
+function that uses it.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trainer.config import ConfigError
+from trainer.errors import BadInput as ConfigError
+from trainer.refs import (  # noqa: F401 (re-exported: the torch-free half, trainer.refs)
+    ACCURACIES,
+    ARG_TABLES,
+    BUILTIN_REFS,
+    LOSSES,
+    REF_HELP,
+    Objective,
+    arg_key,
+    call,
+    check_args,
+    check_user_keys,
+    custom,
+    is_ref,
+    one_line,
+    parse_literal,
+    resolve,
+)
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
     from trainer.config import TrainConfig
-    from trainer.loop import Batches
+    from trainer.data import Batches
     from trainer.tasks import TaskData
     from trainer.vmapped import StackedModule
 
-LOSSES = ("mse", "cross_entropy")
-ACCURACIES = ("exact", "argmax")
-ARG_TABLES = ("task_args", "model_args")
-_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-REF_HELP = "'package.module:function'"
-# References into wdsweep's own trainer package (its built-in real-data task, the
-# `digits` preset): installed code, not the user's, so a study naming them needs no
-# trust to resume (sweep._driver.require_trust).
-BUILTIN_REFS = ("trainer.tasks.digits:digits", "trainer.tasks.digits:mlp")
-
-
-def is_ref(value: object) -> bool:
-    return isinstance(value, str) and ":" in value
-
-
-def custom(cfg: TrainConfig) -> bool:
-    """Does this config train the user's code (a task or model reference)?"""
-    return cfg.model is not None or is_ref(cfg.task)
-
-
-def check_user_keys(c: TrainConfig) -> None:
-    """The torch-free part of the validation (TrainConfig calls it)."""
-    from trainer.config import CHOICES
-
-    if not isinstance(c.task, str) or (":" not in c.task and c.task not in CHOICES["task"]):
-        raise ConfigError("task", f"got {c.task!r}; allowed: {', '.join(CHOICES['task'])} or "
-                          f"{REF_HELP}")
-    for key in ("task", "model"):
-        v = getattr(c, key)
-        if is_ref(v) and not _REF.match(v):
-            raise ConfigError(key, f"got {v!r}; allowed: {REF_HELP}")
-    if c.model is not None and not is_ref(c.model):
-        raise ConfigError("model", f"got {c.model!r}; allowed: {REF_HELP} (or none for the "
-                          "built-in ResMLP)")
-    for key in ARG_TABLES:
-        check_args(key, getattr(c, key))
-
-
-def check_args(key: str, value: object) -> None:
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"got {value!r}; allowed: a table of keyword arguments")
-    for k, v in value.items():
-        if not isinstance(k, str) or not k.isidentifier():
-            raise ConfigError(f"{key}.{k}", "allowed: a Python identifier as the argument name")
-        try:
-            json.dumps(v, allow_nan=False)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}.{k}", f"got {v!r}; allowed: strings, numbers, booleans "
-                              "and lists or tables of them") from None
-
-
-def arg_key(key: str) -> tuple[str, str] | None:
-    """'task_args.n' -> ('task_args', 'n'); None for other keys."""
-    table, dot, name = key.partition(".")
-    return (table, name) if dot and table in ARG_TABLES and name else None
-
-
-def parse_literal(text: str) -> Any:
-    """A --set value for task_args.KEY / model_args.KEY: a JSON literal, else the string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-# -- importing the user's functions -------------------------------------------------
-def resolve(key: str, ref: str) -> Any:
-    """The function a reference names; ConfigError(key) when it cannot be had."""
-    mod_name, _, attr = ref.partition(":")
-    try:
-        obj: Any = importlib.import_module(mod_name)
-    except Exception as e:  # noqa: BLE001 - any failure of the user's import is bad input
-        raise ConfigError(key, f"cannot import module {mod_name!r} ({type(e).__name__}: "
-                          f"{_one_line(e)}); allowed: an installed module, or one in a "
-                          "directory listed in `code`") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(key, f"module {mod_name!r} has no function {attr!r}; allowed: "
-                              f"a function defined in {mod_name}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise ConfigError(key, f"{ref} is a {type(obj).__name__}, not a function")
-    return obj
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text[:300] or type(e).__name__
-
-
-def _call(key: str, args_key: str, ref: str, fn: Any, kwargs: dict[str, Any]) -> Any:
-    try:
-        inspect.signature(fn).bind(**kwargs)
-    except TypeError as e:
-        raise ConfigError(args_key, f"{ref} does not accept these arguments ({e})") from None
-    except ValueError:  # no signature (a builtin): let the call decide
-        pass
-    try:
-        return fn(**kwargs)
-    except Exception as e:  # noqa: BLE001 - the user's code failing is bad input here
-        said = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        raise ConfigError(key, f"{ref}({said}) raised {type(e).__name__}: "
-                          f"{_one_line(e)}") from None
-
 
 # -- the task ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Objective:
-    loss: str = "mse"
-    accuracy: str = "exact"
-
-
 def make_task(cfg: TrainConfig, seed: int) -> tuple[TaskData, Objective, int]:
     """The task's splits (x in the default float dtype), its objective and n_out."""
-    from trainer import tasks
+    from trainer import tasks  # lazy: torch (see the module docstring)
 
     if not is_ref(cfg.task):
         data = tasks.get(cfg.task).make(cfg, seed)
         return data, Objective(), data.train.y.shape[1]
-    out = _call("task", "task_args", cfg.task, resolve("task", cfg.task),
+    out = call("task", "task_args", cfg.task, resolve("task", cfg.task),
                 dict(seed=seed, **cfg.task_args))
     where = f"task: {cfg.task} returned"
     if not isinstance(out, Mapping):
@@ -182,15 +88,13 @@ def make_task(cfg: TrainConfig, seed: int) -> tuple[TaskData, Objective, int]:
         n = n_out.pop()
     else:
         n = 1 + max(int(s.y.max()) for s in splits.values() if len(s.y))
-    from trainer.tasks import TaskData
-
-    return TaskData(**splits), Objective(loss, acc), n
+    return tasks.TaskData(**splits), Objective(loss, acc), n
 
 
 def _split(ref: str, name: str, pair: Any, loss: str) -> Any:
-    import torch
+    import torch  # lazy: see the module docstring
 
-    from trainer.tasks import Split
+    from trainer.tasks import Split  # lazy: torch
 
     bad = (f"{ref} returned {name} = {type(pair).__name__}; allowed: an (x, y) pair of tensors, "
            f"x (N, n_in) float, y " + ("(N, n_out) float" if loss == "mse"
@@ -216,10 +120,10 @@ def _split(ref: str, name: str, pair: Any, loss: str) -> Any:
 # -- the model -----------------------------------------------------------------------
 def build_model(cfg: TrainConfig, n_in: int, n_out: int, seed: int) -> nn.Module:
     """Member `seed`'s module, initialized under torch.manual_seed(seed)."""
-    import torch
+    import torch  # lazy: see the module docstring
     from torch import nn
 
-    from trainer.model import reference_model
+    from trainer.model import reference_model  # lazy: torch
 
     if cfg.model is None:
         return reference_model(n_in, n_out, cfg.width, cfg.depth, cfg.batch_norm, cfg.bn_eps,
@@ -227,7 +131,7 @@ def build_model(cfg: TrainConfig, n_in: int, n_out: int, seed: int) -> nn.Module
     fn = resolve("model", cfg.model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        m = _call("model", "model_args", cfg.model, fn,
+        m = call("model", "model_args", cfg.model, fn,
                   dict(n_in=n_in, n_out=n_out, **cfg.model_args))
     if not isinstance(m, nn.Module):
         raise ConfigError("model", f"{cfg.model} returned a {type(m).__name__}; allowed: a "
@@ -239,10 +143,8 @@ def load(members: list[TrainConfig], device: torch.device
          ) -> tuple[dict[str, Batches], StackedModule, Objective]:
     """The trainer's side: data per member (x (N, K, n_in), y (N, K[, n_out])), the
     stacked model and the objective."""
-    import torch
-
-    from trainer.loop import Batches
-    from trainer.vmapped import StackedModule
+    from trainer.data import stack  # lazy: torch (see the module docstring)
+    from trainer.vmapped import StackedModule  # lazy: torch
 
     cfg = members[0]
     if cfg.model is None and len({m.bn_eps for m in members}) > 1:
@@ -254,12 +156,7 @@ def load(members: list[TrainConfig], device: torch.device
             cache[m.effective_data_seed] = make_task(cfg, m.effective_data_seed)
     per = [cache[m.effective_data_seed] for m in members]
     _, objective, n_out = per[0]
-    if len(per[0][0].train.x) != cfg.train_size:
-        raise ConfigError("train_size", f"{cfg.task} made {len(per[0][0].train.x)} training "
-                          f"examples for train_size {cfg.train_size}")
-    data = {name: Batches(torch.stack([getattr(d, name).x for d, _, _ in per], 1).to(device),
-                          torch.stack([getattr(d, name).y for d, _, _ in per], 1).to(device))
-            for name in ("train", "val", "test")}
+    data = stack(cfg, [d for d, _, _ in per], device)
     n_in = data["train"].x.shape[-1]
     refs = [build_model(m, n_in, n_out, m.seed) for m in members]
     return data, StackedModule(refs, device), objective
@@ -280,9 +177,9 @@ def probe(cfg: TrainConfig) -> Probe:
     """Call the task and the model once with `cfg`'s arguments, check that the model's
     outputs fit y and the loss, and whether members pack (a vmapped pair of members
     must compute exactly what each computes alone). ConfigError on bad input."""
-    import torch
+    import torch  # lazy: see the module docstring
 
-    from trainer.vmapped import pack_check, scores_fn
+    from trainer.vmapped import pack_check, scores_fn  # lazy: torch
 
     with torch.random.fork_rng(devices=[]):
         data, objective, n_out = make_task(cfg, cfg.effective_data_seed)
@@ -295,7 +192,7 @@ def probe(cfg: TrainConfig) -> Probe:
             out = model(xb)
         except Exception as e:  # noqa: BLE001
             raise ConfigError("model", f"{cfg.model or 'ResMLP'} failed on a batch x of shape "
-                              f"{tuple(xb.shape)}: {type(e).__name__}: {_one_line(e)}") from None
+                              f"{tuple(xb.shape)}: {type(e).__name__}: {one_line(e)}") from None
         want = (f"({b}, {yb.shape[1]}) like y" if objective.loss == "mse"
                 else f"({b}, C) with C >= {n_out} classes")
         fits = isinstance(out, torch.Tensor) and (
@@ -306,5 +203,6 @@ def probe(cfg: TrainConfig) -> Probe:
             raise ConfigError("model", f"{cfg.model or 'ResMLP'} outputs {got} do not match y "
                               f"{tuple(yb.shape)}: loss {objective.loss} needs {want}")
         scores_fn(objective)(out.detach().unsqueeze(1), yb.unsqueeze(1))  # the loss applies
-        packable, why = pack_check(cfg, n_in, n_out, xb)
+        pair = [build_model(cfg, n_in, n_out, s) for s in (cfg.seed, cfg.seed + 1)]
+        packable, why = pack_check(pair, xb)
     return Probe(len(data.train.x), n_in, n_out, objective, packable, why)

@@ -24,14 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from trainer.config import ConfigError
+from trainer.errors import BadInput as ConfigError
 from trainer.model import FlatPacked, Slot
 from trainer.step import Amp, TrainStep, upcast
 
 if TYPE_CHECKING:
-    from trainer.config import TrainConfig
     from trainer.optim import PackedOptimizer
-    from trainer.user import Objective
+    from trainer.refs import Objective
 
 Scores = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
@@ -149,12 +148,10 @@ class UserStep(TrainStep):
 
 
 # -- the driver's packability check ----------------------------------------------------
-def pack_check(cfg: TrainConfig, n_in: int, n_out: int, xb: torch.Tensor) -> tuple[bool, str]:
+def pack_check(refs: Sequence[nn.Module], xb: torch.Tensor) -> tuple[bool, str]:
     """(True, "") when two members vmapped compute exactly what each computes alone:
-    outputs and gradients in training mode, running buffers, outputs in eval mode."""
-    from trainer.user import build_model
-
-    refs = [build_model(cfg, n_in, n_out, s) for s in (cfg.seed, cfg.seed + 1)]
+    outputs and gradients in training mode, running buffers, outputs in eval mode.
+    `refs`: the two members' freshly built modules (trainer.user.build_model)."""
     alone = [copy.deepcopy(r) for r in refs]
     try:
         pack = StackedModule(refs, torch.device("cpu"))

@@ -1,25 +1,23 @@
-"""Tasks: a registry a user can add to with :func:`register`."""
+"""Tasks: a registry (trainer.registry) a user can add to with :func:`register`."""
 
 from __future__ import annotations
 
+from trainer import registry
 from trainer.tasks._base import Split, Task, TaskData
 from trainer.tasks.binary_add import BinaryAdd
 from trainer.tasks.modular_add import ModularAdd
 
-_REGISTRY: dict[str, Task] = {t.name: t for t in (BinaryAdd(), ModularAdd())}
+for _t in (BinaryAdd(), ModularAdd()):
+    registry.add(_t)
 
 
 def register(task: Task) -> None:
     """Make `task` available as TrainConfig(task=task.name)."""
-    from trainer.config import CHOICES
-
-    _REGISTRY[task.name] = task
-    if task.name not in CHOICES["task"]:
-        CHOICES["task"] = (*CHOICES["task"], task.name)
+    registry.add(task)
 
 
 def get(name: str) -> Task:
-    return _REGISTRY[name]
+    return registry.lookup(name)
 
 
 __all__ = ["Split", "Task", "TaskData", "get", "register"]
