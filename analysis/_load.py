@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis._capped import open_inflated
 from analysis._schema import BOOKKEEPING, FINAL, LAST, AnalysisError
+from trainer.schema import parse_member_id, split_member_key, trial_table
 
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
 
@@ -130,18 +131,22 @@ def _metrics(trial: Path) -> pd.DataFrame:
 
 def _members(params: dict[str, Any], m: pd.DataFrame, errored: bool) -> pd.DataFrame | None:
     """A wdsweep trial's reports unpacked: member KK's metrics are `mKK/<metric>`, the
-    config's `trial/table/mKK` says which member that is (sweep._members). None for
-    any other trainable."""
-    trial = params.get("trial")
-    table = trial.get("table") if isinstance(trial, dict) else None
-    if not isinstance(table, dict) or m.empty:
+    config's `trial/table/mKK` says which member that is (the codec: trainer.schema).
+    None for any other trainable."""
+    table = trial_table(params)
+    if table is None or m.empty:
         return None
     at = "eval_step" if "eval_step" in m else "step"
     done = bool(m["finished"].fillna(False).astype(bool).iloc[-1]) if "finished" in m else True
     status = "errored" if errored else "completed" if done else "running"
+    per: dict[int, dict[str, str]] = {}  # member -> {its metric column: the metric}
+    for c in m.columns:
+        if (split := split_member_key(str(c))) is not None:
+            per.setdefault(split[0], {})[c] = split[1]
     frames = []
     for key, hp in table.items():
-        cols = {c: c[len(key) + 1:] for c in m.columns if c.startswith(f"{key}/")}
+        k = parse_member_id(key)  # None: not a member's row
+        cols = per.get(k, {}) if k is not None else {}
         if not cols or at not in m:
             continue
         f = m[[at, *cols]].rename(columns={**cols, at: "step"})

@@ -69,6 +69,35 @@ def test_analysis_never_imports_ray_or_torch(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def test_a_packed_trial_is_one_run_per_member_key(tmp_path: Path) -> None:
+    """A wdsweep trial reports member k under trainer.schema.member_key(k, metric) and
+    names it in its config's member table; only keys that codec writes are a member's
+    (from member 100 on the key has three digits)."""
+    from analysis._load import read
+    from trainer.schema import member_id, member_key
+
+    t = tmp_path / "exp" / "train_trial_00000"
+    t.mkdir(parents=True)
+    ks = (0, 1, 100)
+    table = {member_id(k): {"weight_decay": 0.1 * (k + 1), "seed": k, "config_hash": f"h{k}"}
+             for k in ks}
+    (t / "params.json").write_text(json.dumps({"trial": {"key": "p0", "table": table}}))
+    rows = [{"eval_step": 10 * s, "finished": s == 3, "test_acc_mean": 0.5,
+             **{member_key(k, "test_acc"): k + s / 10 for k in ks},
+             "m1/test_acc": -1.0, "m001/test_acc": -1.0, "m01/x-y": -1.0}  # not the codec's
+            for s in (1, 2, 3)]
+    pd.DataFrame(rows).to_csv(t / "progress.csv", index=False)
+    f = read(tmp_path / "exp").frame
+    assert sorted(f["run"].unique()) == ["h0", "h1", "h100"]
+    assert set(f["status"]) == {"completed"}
+    for k in ks:
+        mine = f[f["run"] == f"h{k}"]
+        assert mine["step"].tolist() == [10, 20, 30]
+        assert mine["test_acc"].tolist() == [k + 0.1, k + 0.2, k + 0.3]
+        assert (mine["seed"] == k).all()
+    assert not {"m1/test_acc", "m001/test_acc", "x-y"} & set(f.columns)
+
+
 def test_reads_a_study_joining_history_to_results(tmp_path: Path) -> None:
     res = small_study()
     res = pd.concat([res, res.iloc[:2].assign(config_hash=["e1", "e2"], status="errored",
