@@ -1,16 +1,17 @@
 """Column names shared by the loaders and the analysis, and the one error type.
 
 The metric columns and their prefixes come from `trainer.schema` (torch-free), so the
-trainer, the sweep and the analysis share one list; the trainer's config keys the
-analysis knows by name are listed here.
+trainer, the sweep and the analysis share one list; so do the trainer's config keys and
+decay units (`trainer.config`, torch-free), which the analysis knows by name.
 """
 
 from __future__ import annotations
 
+from trainer.config import DECAY_KEYS, DERIVED_KEYS, EXECUTION_ONLY, FIELDS
 from trainer.errors import AnalysisError  # noqa: F401 (re-exported)
 from trainer.schema import FINAL, LAST, METRICS  # noqa: F401 (re-exported for the analysis)
 
-DECAY_UNITS = ("weight_decay", "decay_per_step", "lambda_norm")
+DECAY_UNITS = DECAY_KEYS  # weight_decay, decay_per_step, lambda_norm (trainer.units)
 UNIT_LABEL = {
     "weight_decay": "PyTorch weight_decay",
     "decay_per_step": "per-step decay d = lr·wd",
@@ -29,15 +30,9 @@ BOOKKEEPING = frozenset({
     "error", "run", "cell", "experiment", "node", "train_seconds", "resumed_from",
 })
 
-# The trainer's config keys (trainer.config.TrainConfig plus its derived fields).
-KNOWN_CONFIG = frozenset({
-    "task", "train_size", "val_size", "test_size", "train_digits", "test_digits", "bits",
-    "noise", "modulus", "train_frac", "width", "depth", "batch_norm", "bn_eps", "optimizer",
-    "lr", "beta1", "beta2", "adam_eps", "momentum", "weight_decay", "decay_per_step",
-    "lambda_norm", "decay_mode", "batch_size", "epochs", "steps", "shuffle", "eval_every",
-    "checkpoint_every", "seed", "data_seed", "device", "threads", "total_steps", "epochs_T",
-    "steps_per_epoch", "precision",
-})
+# The trainer's config keys: TrainConfig's fields plus what resolved() derives. Columns
+# of these names describe a run (one value per run); any other column is looked at first.
+KNOWN_CONFIG = frozenset({*FIELDS, *DERIVED_KEYS})
 
 # Run length in its various spellings: all functions of (b, B, T), so the cell
 # key is the canonical `T` and these are never cell keys themselves.
@@ -45,8 +40,7 @@ LENGTH_KEYS = ("epochs", "steps", "epochs_T", "total_steps", "steps_per_epoch")
 
 # Never cell keys: the λ axis, replicates, and how a run was executed.
 NOT_CELL = frozenset({
-    *DECAY_UNITS, *LENGTH_KEYS, "lam", "seed", "data_seed", "device", "threads",
-    "checkpoint_every", "eval_every",
+    *DECAY_UNITS, *LENGTH_KEYS, "lam", "seed", "data_seed", *EXECUTION_ONLY, "eval_every",
 })
 
 # The scaling axes, in order, with their short names in labels.

@@ -36,7 +36,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "lr_schedule": SCHEDULES,
 }
 # Keys that change how a run is executed, not what it computes: left out of the hash.
-_EXECUTION_ONLY = ("device", "threads", "checkpoint_every", "cuda_graph", "compile_update")
+EXECUTION_ONLY = ("device", "threads", "checkpoint_every", "cuda_graph", "compile_update")
 USER_KEYS = ("model", "task_args", "model_args")  # trainer.refs / trainer.user
 # What resolved() records besides the fields: the run's length in its other spellings.
 DERIVED_KEYS = ("total_steps", "epochs_T", "steps_per_epoch")
@@ -176,7 +176,7 @@ class TrainConfig:
     def canonical(self) -> dict[str, Any]:
         """What determines the result: decay as PyTorch wd, length as steps."""
         d = self.resolved()
-        for k in (*_EXECUTION_ONLY, "decay_per_step", "lambda_norm", "epochs", "steps", "epochs_T"):
+        for k in (*EXECUTION_ONLY, "decay_per_step", "lambda_norm", "epochs", "steps", "epochs_T"):
             d.pop(k)
         return {k: _canon(v) for k, v in sorted(d.items())}
 

@@ -69,6 +69,19 @@ def test_analysis_never_imports_ray_or_torch(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def test_the_config_keys_and_units_are_the_trainers() -> None:
+    """One home for each fact: the analysis' config keys and decay units are trainer.config's
+    (the hand copy had drifted: a phantom train_frac, no model or cuda_graph)."""
+    from analysis._schema import DECAY_UNITS, KNOWN_CONFIG, NOT_CELL
+    from trainer.config import DECAY_KEYS, DERIVED_KEYS, EXECUTION_ONLY, FIELDS
+
+    assert DECAY_UNITS == DECAY_KEYS
+    assert KNOWN_CONFIG == set(FIELDS) | set(DERIVED_KEYS)
+    assert {"model", "cuda_graph", "lr_schedule", "precision"} <= KNOWN_CONFIG
+    assert "train_frac" not in KNOWN_CONFIG
+    assert set(EXECUTION_ONLY) <= NOT_CELL  # how a run was executed never splits a cell
+
+
 def test_a_packed_trial_is_one_run_per_member_key(tmp_path: Path) -> None:
     """A wdsweep trial reports member k under trainer.schema.member_key(k, metric) and
     names it in its config's member table; only keys that codec writes are a member's

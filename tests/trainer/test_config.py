@@ -72,3 +72,40 @@ def test_default_config_is_valid_and_frozen():
     assert c.epochs == 100
     with pytest.raises(AttributeError):
         c.lr = 1.0  # type: ignore[misc]
+
+
+def test_resolved_records_the_fields_and_the_derived_keys():
+    """What the analysis knows as config keys (analysis._schema.KNOWN_CONFIG) is derived
+    from these: every key resolved() records is a field or one of DERIVED_KEYS."""
+    import dataclasses
+
+    from trainer.config import DECAY_KEYS, DERIVED_KEYS, FIELDS
+    from trainer.units import Decay
+
+    assert DECAY_KEYS == tuple(f.name for f in dataclasses.fields(Decay))
+    assert DECAY_KEYS == ("weight_decay", "decay_per_step", "lambda_norm")  # hashes, messages
+    for c in (TrainConfig(), build(preset("digits"), {"lr_schedule": "wsd", "warmup": 0.1,
+                                                       "precision": "bf16"})):
+        got = set(c.resolved())
+        assert set(DERIVED_KEYS) <= got <= set(FIELDS) | set(DERIVED_KEYS)
+
+
+def test_task_names_come_from_the_registry():
+    """A registered task is a valid `task` at once (trainer.registry, read by the config)."""
+    from trainer import registry, tasks
+
+    assert registry.task_names()[:2] == registry.BUILTIN_TASKS
+    assert [tasks.get(n).name for n in registry.BUILTIN_TASKS] == list(registry.BUILTIN_TASKS)
+    with pytest.raises(ConfigError, match="allowed: binary_add, modular_add"):
+        TrainConfig(task="registered_later")
+
+    class Later:
+        name = "registered_later"
+
+    tasks.register(Later())  # type: ignore[arg-type]
+    try:
+        assert TrainConfig(task="registered_later").task == "registered_later"
+        assert tasks.get("registered_later").name == "registered_later"
+    finally:  # the registry is process-wide: leave it as other tests expect it
+        registry._names.remove("registered_later")
+        del registry._tasks["registered_later"]
