@@ -86,6 +86,21 @@ def training_curves(a: Analysis, path: Path) -> Path | None:
 
 
 def dstar_fit(a: Analysis, path: Path) -> Path | None:
+    fig = dstar_figure(a)
+    return None if fig is None else _save(fig, path)
+
+
+def _legend_below(fig: Any, ax: Any, ncol: int = 2) -> None:
+    """The axes' legend under the figure, outside every axes: it can hide no point."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                   ncol=min(ncol, len(handles)), fontsize=8, frameon=False)
+
+
+def dstar_figure(a: Analysis) -> Any:
+    """d* per cell against sqrt(b/(B·T)) with each rule's prediction (None: nothing to
+    draw); the legend sits under the axes, never over a point."""
     c = a.cells
     if "d_star" not in c or not np.isfinite(c["d_star"]).any() or not a.fit.get("rules"):
         return None
@@ -108,9 +123,9 @@ def dstar_fit(a: Analysis, path: Path) -> Path | None:
         col, mk = _RULE_STYLE[rule]
         pred = predict(rule, k, c["batch_size"], c["train_size"], c["T"])
         p = a.fit["rules"][rule].get("p_value")
+        test = "not tested" if p is None else f"F test p = {p:.2g}"
         ax.plot(c["x"], pred, ls=":" if rule == "sqrt" else "none", marker=mk, mfc="none",
-                color=col, ms=8, label=f"{rule} {RULES[rule]} (F test p = "
-                                       f"{'–' if p is None else f'{p:.2g}'})")
+                color=col, ms=8, label=f"{rule} {RULES[rule]} ({test})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     # A narrow log range gets a label on every minor tick and they collide: label
@@ -124,8 +139,8 @@ def dstar_fit(a: Analysis, path: Path) -> Path | None:
     ax.set_xlabel("sqrt(b / (B·T))  (b batch, B train examples, T epochs)")
     ax.set_ylabel("best per-step decay d* = lr·wd*  (fraction per step)")
     ax.set_title("d* against the sqrt rule's variable, with each rule's prediction")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    _legend_below(fig, ax)
+    return fig
 
 
 def collapse_view(a: Analysis, path: Path) -> Path | None:
@@ -207,7 +222,7 @@ def delay(a: Analysis, path: Path) -> Path | None:
     ax.set_xlabel("per-step decay d = lr·wd (fraction per step)")
     ax.set_ylabel("step at which test accuracy first reaches 0.9")
     ax.set_title("Grokking delay against the decay")
-    ax.legend(fontsize=8)
+    _legend_below(fig, ax)
     return _save(fig, path)
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from analysis import Analysis, analyze
 from tests._required import missing
-from tests.analysis.synth import make_history, small_study, write_study
+from tests.analysis.synth import make_history, make_study, small_study, write_study
 
 FIGURES = {"acc_vs_lambda", "training_curves", "dstar_fit", "collapse_view", "bn_collapses",
            "delay"}
@@ -191,3 +191,36 @@ def test_the_page_shows_a_verdict_and_figures_with_content(done: tuple[Analysis,
     for i, src in enumerate(imgs):
         assert src.startswith("data:image/png;base64,"), f"image {i}: not inline ({src[:40]})"
         _assert_has_content(base64.b64decode(src.split(",", 1)[1], validate=True), f"img {i}")
+
+
+@pytest.mark.parametrize("which", ["three cells", "seven cells"])
+def test_the_dstar_legend_covers_no_plotted_point(done: tuple[Analysis, Path],
+                                                  which: str) -> None:
+    """The legend's box, in display coordinates, lies outside the axes and contains no
+    marker, line vertex or error-bar end of the d* plot."""
+    from analysis._panels import plt_
+    from analysis._plots import dstar_figure
+
+    a = done[0] if which == "three cells" else analyze(
+        make_study((0.5, -0.5, -0.5), seeds=3, seed=21), sensitivity=False)
+    fig = dstar_figure(a)
+    try:
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        (ax,) = fig.axes
+        legends = [*fig.legends, *([ax.get_legend()] if ax.get_legend() else [])]
+        assert len(legends) == 1
+        box = legends[0].get_window_extent(r)
+        assert not box.overlaps(ax.get_window_extent(r)), (box, ax.get_window_extent(r))
+        pts = [ax.transData.transform(ln.get_xydata()) for ln in ax.lines
+               if len(ln.get_xydata())]
+        pts += [ax.transData.transform(seg) for c in ax.collections
+                for seg in getattr(c, "get_segments", lambda: [])() if len(seg)]
+        xy = np.vstack(pts)
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        assert len(xy) >= 2 * len(a.cells)
+        inside = ((xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1) &
+                  (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1))
+        assert not inside.any(), xy[inside][:5]
+    finally:
+        plt_().close(fig)
