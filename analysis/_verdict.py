@@ -14,17 +14,28 @@ _NAMES = {"sqrt": "sqrt rule (Loshchilov & Hutter: d* ∝ sqrt(b/(B·T)))",
           "constant": "null rule (d* does not move with b, B or T)"}
 
 
+MISSING = "—"  # what the report shows for a value that does not exist (never None/nan)
+
+
 def g(v: float | None, nd: int = 3) -> str:
-    """A number for people: integers as such (B = 4000, not 4e+03), else nd digits."""
+    """A number for people: integers as such (B = 4000, not 4e+03), else nd digits; a
+    missing or non-finite value is "—"."""
+    if isinstance(v, str):
+        return v
     if v is None or not math.isfinite(v):
-        return "–"
+        return MISSING
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e7 else f"{v:.{nd}g}"
 
 
-def interval(d: dict[str, Any], nd: int = 3) -> str:
-    if d.get("estimate") is None:
-        return "not identified"
-    if d.get("ci_low") is None:
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def interval(d: dict[str, Any], nd: int = 3, missing: str = "not identified") -> str:
+    """"est [lo, hi]"; the estimate alone without an interval; `missing` without either."""
+    if not _finite(d.get("estimate")):
+        return missing
+    if not (_finite(d.get("ci_low")) and _finite(d.get("ci_high"))):
         return g(d["estimate"], nd)
     return f"{g(d['estimate'], nd)} [{g(d['ci_low'], nd)}, {g(d['ci_high'], nd)}]"
 
@@ -43,17 +54,52 @@ def _exponents(fit: dict[str, Any]) -> str:
     return s
 
 
+def _pow2(x: float) -> float:
+    return float(2 ** max(0, round(math.log2(x))))
+
+
+def _sig2(x: float) -> float:
+    """A whole number with two significant figures (45.3 -> 45, 2828 -> 2800), at least 1."""
+    if x < 1:
+        return 1.0
+    k = max(0, int(math.floor(math.log10(x))) - 1)
+    return float(max(1, math.floor(x / 10**k + 0.5)) * 10**k)
+
+
+ROUNDING = "b rounded to a power of two, B and T to whole numbers of two significant figures"
+
+
+def nice_design(d: dict[str, Any]) -> dict[str, Any]:
+    """The separating design with cells you can run: batch size, data size and epochs are
+    integers (b a power of two, B and T two significant figures). The lower cell is rounded
+    and the upper one is the lower times the design's factor on its axis, so the factor
+    holds exactly; the cost is recomputed for the rounded cells."""
+    lo, hi = d["cells"]
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+               for c in (lo, hi) for v in c.values()):
+        return {"cells": [lo, hi], "member_steps": d["member_steps"], "rounded": False}
+    rnd = {"b": _pow2, "B": _sig2, "T": _sig2}
+    low = {k: rnd.get(k, _sig2)(v) for k, v in lo.items()}
+    high = {k: low[k] * d["factor"] if k == d["axis"] else low[k] for k in low}
+    steps = sum(c["T"] * c["B"] / c["b"] for c in (low, high)) if {"b", "B", "T"} <= set(
+        low) else math.nan
+    return {"cells": [low, high], "member_steps": d["seeds"] * d["n_lambdas"] * steps,
+            "rounded": True}
+
+
 def _design(d: dict[str, Any] | None) -> str:
     if not d:
         return ""
     a, b = d["rules"]
-    lo, hi = d["cells"]
+    nice = nice_design(d)
+    lo, hi = nice["cells"]
     at = lambda c: ", ".join(f"{k} = {g(v)}" for k, v in c.items())  # noqa: E731
+    how = f"; {ROUNDING}" if nice["rounded"] else ""
     return (f" To separate {a} from {b} (exponents differ by {g(d['exponent_difference'])} on "
             f"{d['axis']}): two cells a factor {g(d['factor'])} apart on {d['axis']} ({at(lo)}; "
-            f"{at(hi)}), ≥ {d['seeds']} seeds each, a λ grid of ratio ≤ {g(d['lambda_ratio'])} "
-            f"({d['n_lambdas']} values with λ = 0): about {g(d['member_steps'], 2)} member-steps "
-            f"(assuming {d['assumes']}).")
+            f"{at(hi)}{how}), ≥ {d['seeds']} seeds each, a λ grid of ratio ≤ "
+            f"{g(d['lambda_ratio'])} ({d['n_lambdas']} values with λ = 0): about "
+            f"{g(nice['member_steps'], 2)} member-steps (assuming {d['assumes']}).")
 
 
 def _rules(fit: dict[str, Any]) -> str:
@@ -72,7 +118,7 @@ def _rules(fit: dict[str, Any]) -> str:
         return s + "."
     ok = v["compatible"]
     if not ok:
-        return ("None of the four rules fits: each is rejected against the free fit at "
+        return ("Not one of the four rules fits: each is rejected against the free fit at "
                 f"p < 0.05 (F test{_holm(fit, ', ')}); read the free exponents above.")
     if len(ok) == len(rules):
         s = f"The data cannot tell the rules apart ({v['reason']}): all four remain compatible."
@@ -149,3 +195,74 @@ def verdict(fit: dict[str, Any], cells: pd.DataFrame) -> list[str]:
     else:
         out = [_exponents(fit), _rules(fit), _lambda_norm(fit)]
     return [s for s in (*out, _edge_fits(fit), _edges(cells)) if s]
+
+
+# Each rule as the recommendation it makes at another b, B, T (and lr), in PyTorch units,
+# with the name of its fitted constant (`_fit.CONSTANTS` in words).
+FORMULA = {
+    "sqrt": ("weight_decay = λ_norm · sqrt(b/(B·T)) / lr", "λ_norm"),
+    "epoch_timescale": ("weight_decay = b / (lr · B · τ_epoch)", "τ_epoch (epochs)"),
+    "fraction_of_run": ("weight_decay = b / (lr · B · T · τ_iter/S)", "τ_iter/S"),
+    "constant": ("weight_decay = d* / lr", "d* (per-step decay)"),
+}
+
+
+def _example(fit: dict[str, Any], rule: str) -> str:
+    """The rule's weight_decay at the study's most common lr, b, B, T."""
+    from analysis._fit import predict
+
+    at = (fit.get("lambda_norm") or {}).get("weight_decay") or {}
+    k = fit["rules"][rule]["constant"]
+    if not all(_finite(at.get(c)) for c in ("lr", "batch_size", "train_size", "epochs")):
+        return ""
+    wd = {n: float(predict(rule, k[n], at["batch_size"], at["train_size"], at["epochs"])
+                   / at["lr"]) if _finite(k.get(n)) else None
+          for n in ("estimate", "ci_low", "ci_high")}
+    if _finite(wd["ci_low"]) and _finite(wd["ci_high"]):  # a timescale's bounds swap
+        wd["ci_low"], wd["ci_high"] = sorted((wd["ci_low"], wd["ci_high"]))
+    return (f"at lr = {g(at['lr'])}, b = {g(at['batch_size'])}, B = {g(at['train_size'])}, "
+            f"T = {g(at['epochs'])}: weight_decay = {interval(wd, missing=MISSING)}")
+
+
+def _join(xs: list[str], last: str) -> str:
+    return last.join([", ".join(xs[:-1]), xs[-1]]) if len(xs) > 1 else "".join(xs)
+
+
+def extrapolation(fit: dict[str, Any]) -> dict[str, str]:
+    """What the verdict means for choosing λ at another b, B or T: {kind, text} and, when a
+    rule is named, its formula, fitted constant and an example."""
+    v = fit.get("verdict") or {}
+    rule = v.get("rule")
+    if rule:
+        k = fit["rules"][rule]["constant"]
+        formula, name = FORMULA[rule]
+        varied = [a for a in ("b", "B", "T") if a in (fit.get("identified") or [])]
+        fixed = [a for a in ("b", "B", "T") if a not in varied]
+        text = (f"The {_NAMES[rule]} is the only rule the data leave standing "
+                f"({v['strength']}): choose λ at another "
+                f"{_join(varied, ' or ') or 'setting'} by the formula below.")
+        if fixed:
+            text += (f" Only {_join(varied, ' and ')} varied, so nothing is said about "
+                     f"{_join(fixed, ' or ')}: keep {'it' if len(fixed) == 1 else 'them'} as "
+                     "measured.")
+        if v.get("stable") is False:
+            n = len(fit.get("sensitivity") or []) - 1
+            text += (f" Fragile: the verdict changes under {len(v.get('changes_under') or [])}"
+                     f" of {n} analysis choices, so treat the formula as provisional.")
+        return {"kind": "rule", "text": text, "formula": formula,
+                "constant": f"{name} = {interval(k, missing=MISSING)} (95% interval)",
+                "example": _example(fit, rule)}
+    ok = v.get("compatible") or []
+    if fit.get("rules") and not ok:
+        text = ("Not one of the four rules fits (each is rejected against the free fit), so "
+                "the best λ cannot be carried to another b, B or T by a rule: the free "
+                "exponents below describe the trend only across the cells measured; measure "
+                "λ at the new setting.")
+        return {"kind": "none_fits", "text": text}
+    why = v.get("reason") or "too few usable cells to fit"
+    text = (f"The data cannot tell how λ should change with b, B or T ({why}"
+            + (f"; still compatible: {', '.join(ok)}" if ok else "") + "), so these λ apply "
+            "to the cells measured only: they cannot be extrapolated to another b, B or T.")
+    if fit.get("design"):
+        text += " The design in the verdict below would decide between the rules."
+    return {"kind": "cannot_tell", "text": text}
