@@ -1,22 +1,30 @@
 """report.html: one self-contained page (inline CSS, figures as base64 PNG, no
-external anything) with the verdict, warnings, figures, per-cell table and fit.
+external anything), the answer first: a headline box with the recommended decay per
+cell and what the verdict means at another b, B or T; then the evidence (verdict in
+words, warnings, the best-λ table, figures, fit, sensitivity, runs).
 
-A small inline script marks ``<body data-images-ok="true">`` once every image
-has decoded, so a headless browser can check the page renders.
+Rendered from `templates/report.html.j2` by Jinja2 with autoescaping: everything here
+builds plain strings and lists, and the template escapes them. Every value passes
+through `_finalize`, so a missing number shows as "—", never None or nan.
+A small inline script marks ``<body data-images-ok="true">`` once every image has
+decoded, so a headless browser can check the page renders.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import math
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from analysis._fit import AXIS_NAMES, RULES
-from analysis._verdict import g, interval, verdict
+from analysis._verdict import MISSING, extrapolation, g, interval, verdict
 
 if TYPE_CHECKING:
     from analysis._analysis import Analysis
@@ -35,7 +43,7 @@ CAPTIONS = {
     "dstar_fit": "Each cell's best per-step decay d* = lr·λ* against sqrt(b/(B·T)), log-log. "
                  "The sqrt rule is a straight line of slope 1 here; the other rules' "
                  "predictions (each with its fitted constant) are the hollow markers; the "
-                 "legend gives each rule's F test against the free fit.",
+                 "legend (under the plot) gives each rule's F test against the free fit.",
     "collapse_view": "Test accuracy against four versions of the decay: PyTorch weight_decay, "
                      "λ_norm, τ_epoch = b/(B·d) and τ_iter/S. Under the right rule the "
                      "cells' curves fall on top of each other.",
@@ -53,132 +61,194 @@ ABSENT = {
     "delay": "fewer than three runs reach test accuracy 0.9, or a single decay",
 }
 _RUN_ROWS = 300  # longer per-run tables are left to summary.csv
+_HEAD_ROWS = 24  # cells in the headline box; all of them are in the best-λ table
 
 
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
+def _finalize(v: Any) -> Any:
+    """Every {{ value }} of the template: None and non-finite numbers are "—"."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return MISSING
+    return v
 
 
-def _figures(a: Analysis) -> str:
-    parts = []
+@cache
+def _env() -> jinja2.Environment:
+    def load(name: str) -> str:
+        return resources.files("analysis").joinpath("templates", name).read_text("utf-8")
+
+    return jinja2.Environment(loader=jinja2.FunctionLoader(load), autoescape=True,
+                              undefined=jinja2.StrictUndefined, finalize=_finalize,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def cell(v: Any) -> str:
+    """A table cell: "—" for missing, yes/no for booleans, numbers to 4 digits."""
+    if v is None or v is pd.NA or (isinstance(v, float) and not math.isfinite(v)):
+        return MISSING
+    if isinstance(v, bool) or type(v).__name__ == "bool_":
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)) or pd.api.types.is_number(v):
+        return g(float(v), 4)
+    return str(v) if str(v) not in ("nan", "None", "NaT", "<NA>") else MISSING
+
+
+def _table(df: pd.DataFrame) -> dict[str, Any]:
+    return {"head": [str(c) for c in df.columns],
+            "rows": [[cell(v) for v in row] for row in df.itertuples(index=False)]}
+
+
+def _sort_key(v: Any) -> tuple[int, float, str]:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return (1, 0.0, str(v))
+    return (0, x, "") if math.isfinite(x) else (1, 0.0, str(v))
+
+
+def ordered(cells: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The cells sorted by their axes (the cell keys in order, numbers as numbers), then
+    by label: the order of every per-cell table."""
+    ks = [k for k in keys if k in cells] + ["cell"]
+    order = sorted(range(len(cells)), key=lambda i: [_sort_key(cells[k].iloc[i]) for k in ks])
+    return cells.iloc[order]
+
+
+def _with_ci(df: pd.DataFrame, col: str, missing: str = MISSING) -> list[str]:
+    if col not in df:
+        return [missing] * len(df)
+    return [interval({"estimate": e, "ci_low": lo, "ci_high": hi}, missing=missing)
+            for e, lo, hi in zip(df[col], df.get(f"{col}_ci_low", df[col] * math.nan),
+                                 df.get(f"{col}_ci_high", df[col] * math.nan))]
+
+
+def _true(v: Any) -> bool:
+    return isinstance(v, bool) and v or type(v).__name__ == "bool_" and bool(v)
+
+
+def _note(c: pd.Series) -> str:
+    """Why a cell's recommendation is not to be taken as is (an empty string when it is)."""
+    low = (f"best test accuracy {g(c.get('best_acc'))} < 0.5: this cell never learned"
+           if _true(c.get("low_acc")) else "")
+    ext = c.get("extend")
+    return "; ".join(s for s in (low, ext if isinstance(ext, str) else "") if s)
+
+
+def headline(a: Analysis) -> dict[str, Any]:
+    """The answer: per cell the recommended decay in PyTorch units and λ_norm with 95%
+    intervals, the λ within the tolerance of the best accuracy, and what the verdict
+    means at another b, B or T."""
+    c = ordered(a.cells, a.keys)
+    tol = a.fit.get("tolerance", 0.02)
+    rows = [{"cell": str(r["cell"]), "weight_decay": wd, "lambda_norm": ln,
+             "plateau": f"{g(r.get('lambda_lo'))} – {g(r.get('lambda_hi'))}"
+             if "lambda_lo" in r else MISSING,
+             "best_acc": g(r.get("best_acc")), "note": _note(r)}
+            for (_, r), wd, ln in zip(c.iterrows(), _with_ci(c, "wd_star"),
+                                      _with_ci(c, "lambda_norm_star"))]
+    return {"verdict": _headline(a.fit), "rows": rows[:_HEAD_ROWS],
+            "more": max(0, len(rows) - _HEAD_ROWS), "tolerance": f"{tol:.0%}",
+            "unit": a.unit_label, "extrapolation": extrapolation(a.fit),
+            "n_warnings": len(a.warnings)}
+
+
+def _figures(a: Analysis) -> list[dict[str, str]]:
+    out = []
     for name, cap in CAPTIONS.items():
-        title = name.replace("_", " ")
+        item = {"name": name, "title": name.replace("_", " "), "caption": cap}
         if name in a.figures:
-            parts.append(f'<figure id="fig-{name}">{_img(a.figures[name])}<figcaption>'
-                         f"<b>{title}.</b> {html.escape(cap)}</figcaption></figure>")
+            data = base64.b64encode(a.figures[name].read_bytes()).decode()
+            out.append({**item, "src": f"data:image/png;base64,{data}", "alt": name})
         else:
-            parts.append(f'<p class="absent">Not drawn: {title} — {ABSENT[name]}.</p>')
-    return "\n".join(parts)
+            out.append({**item, "src": "", "absent": ABSENT[name]})
+    return out
 
 
-def _with_ci(df: pd.DataFrame, col: str) -> pd.Series:
-    return pd.Series([interval({"estimate": e, "ci_low": lo, "ci_high": hi}) for e, lo, hi in
-                      zip(df[col], df[f"{col}_ci_low"], df[f"{col}_ci_high"])], index=df.index)
-
-
-def _cell_table(a: Analysis) -> str:
-    c = a.cells
+def _cell_table(a: Analysis) -> dict[str, Any]:
+    c = ordered(a.cells, a.keys)
     t = pd.DataFrame({"cell": c["cell"], "seeds": c["n_seeds"], "λ values": c["n_lambdas"]})
     if "best_acc" in c:
-        t["best test acc"] = c["best_acc"].map(g) + c["low_acc"].map(
-            lambda x: " (low)" if x is True else "")
+        t["best test acc"] = [g(v) + (" (low)" if _true(lo) else "")
+                              for v, lo in zip(c["best_acc"], c["low_acc"])]
         t["acc at λ=0"] = c["baseline_acc"].map(g)
         t["λ* (seeds' optima)"] = _with_ci(c, "lambda_star")
         for e in ("onset", "collapse"):
             if f"lambda_{e}" in c:
-                t[f"{e} edge"] = _with_ci(c, f"lambda_{e}").where(
-                    c[f"{e}_censored"].fillna("") == "", "censored: " + c[f"{e}_censored"])
+                cens = c[f"{e}_censored"].fillna("").astype(str)
+                t[f"{e} edge"] = [f"censored: {x}" if x else v
+                                  for v, x in zip(_with_ci(c, f"lambda_{e}"), cens)]
         if "star_over_collapse" in c:
             t["λ*/λ_collapse"] = c["star_over_collapse"].map(g)
         t["plateau"] = [f"{g(lo)} – {g(hi)}" for lo, hi in zip(c["lambda_lo"], c["lambda_hi"])]
         t["d* = lr·λ*"] = _with_ci(c, "d_star")
     if "extend" in c:
         t["edge of grid"] = c["extend"].fillna("")
-    return t.to_html(index=False, escape=True, na_rep="–", border=0)
+    return _table(t)
 
 
-def _exponent_table(fits: dict[str, dict[str, Any]]) -> str:
-    rows = [{"axis": a, **{name: interval(f["exponents"][a], 3) for name, f in fits.items()},
-             **{r: e for r, e in zip(RULES, (v[i] for v in RULES.values()))}}
-            for i, a in enumerate(AXIS_NAMES)]
-    return pd.DataFrame(rows).to_html(index=False, border=0)
-
-
-def _fit_tables(fit: dict[str, Any]) -> str:
+def _fit(fit: dict[str, Any]) -> dict[str, Any] | None:
     if not fit.get("rules"):
-        return '<p class="absent">No fit: fewer than two usable cells.</p>'
+        return None
     within = fit.get("within_run_onset") or {}
     fits = {"λ* (d*)": fit, **{f"{e} edge": v for e, v in (fit.get("edges") or {}).items()
                                if v.get("rules")},
             **({"within-run onset": within} if within.get("rules") else {})}
+    exps = pd.DataFrame([{"axis": a, **{n: interval(f["exponents"][a], 3)
+                                        for n, f in fits.items()},
+                          **{r: e for r, e in zip(RULES, (v[i] for v in RULES.values()))}}
+                         for i, a in enumerate(AXIS_NAMES)])
+    yes = {True: "yes", False: "no"}
     rules = pd.DataFrame([{"rule": k, "p (F test vs free fit)": g(r["p_value"], 2),
                            "p (Holm)": g(r.get("p_holm"), 2),
-                           "compatible": "yes" if r["compatible"] else "no",
-                           "AICc weight (relative)": f"{r['weight']:.3g}",
-                           "leave-one-cell-out RMSE (ln d*)": g(r["loco_rmse_ln"]),
-                           "constant": f"{r['constant']['name']} = {interval(r['constant'])}",
-                           **{f"{e}: compatible": "yes" if v["rules"][k]["compatible"] else "no"
+                           "compatible": yes[bool(r["compatible"])],
+                           "AICc weight (relative)": g(r.get("weight")),
+                           "leave-one-cell-out RMSE (ln d*)": g(r.get("loco_rmse_ln")),
+                           "constant": f"{r['constant']['name']} = "
+                                       f"{interval(r['constant'], missing=MISSING)}",
+                           **{f"{e}: compatible": yes[bool(v["rules"][k]["compatible"])]
                               for e, v in fits.items() if e != "λ* (d*)"}}
                           for k, r in fit["rules"].items()])
-    v = fit["verdict"]
-    return (f"<h3>Exponents of d ∝ b^x·B^y·T^z (free fits; the rules' exponents beside)</h3>"
-            f"{_exponent_table(fits)}"
-            f"<h3>Rules (each with a free constant), tested on d*</h3>"
-            f"{rules.to_html(index=False, border=0)}"
-            f"<p class='meta'>Verdict (on {html.escape(str(v.get('target', 'lambda_star')))}"
-            f"): {html.escape(str(v['rule']))} ({v['strength']}); "
-            f"compatible: {html.escape(', '.join(v['compatible']) or 'none')}. "
-            f"{html.escape(_holm(fit))} "
-            f"{fit['n_cells']} of {fit['n_cells_total']} cells used; residual dof "
-            f"{fit.get('dof', '–')}; residual scale {g(fit.get('residual_scale'))} (from "
-            f"{html.escape(str(fit.get('scale_from', '–')))}); test dof "
-            f"{fit.get('test_dof', '–')}.</p>")
+    v, mt = fit["verdict"], fit.get("multiple_testing")
+    return {"exponents": _table(exps), "rules": _table(rules), "verdict": v,
+            "rule": v.get("rule") or "no rule named", "target": v.get("target", "lambda_star"),
+            "compatible": ", ".join(v.get("compatible") or []) or "none",
+            "holm": (f"p-values are Holm-adjusted over {mt['n_tests']} tests ({mt['family']}); "
+                     f"a rule is compatible at adjusted p ≥ {mt['alpha']:g}.") if mt else "",
+            "n_cells": fit["n_cells"], "n_cells_total": fit["n_cells_total"],
+            "dof": g(fit.get("dof")), "scale": g(fit.get("residual_scale")),
+            "scale_from": fit.get("scale_from") or MISSING, "test_dof": g(fit.get("test_dof"))}
 
 
-def _sensitivity_table(fit: dict[str, Any]) -> str:
+def _sensitivity(fit: dict[str, Any]) -> dict[str, Any] | None:
     rows = fit.get("sensitivity") or []
     if len(rows) <= 1:
-        return '<p class="absent">No sensitivity report: nothing could be rerun.</p>'
+        return None
     ref = (rows[0]["rule"], rows[0]["strength"])
-    t = pd.DataFrame([{"analysis choice": r["choice"], "rule": r["rule"] or "–",
+    t = pd.DataFrame([{"analysis choice": r["choice"], "rule": r["rule"] or MISSING,
                        "strength": r["strength"],
                        "compatible": ", ".join(r["compatible"]) or "none",
                        "same verdict": "yes" if (r["rule"], r["strength"]) == ref else "NO"}
                       for r in rows])
-    v = fit.get("verdict") or {}
     word = {True: "stable: every choice gives the same verdict",
             False: "fragile: the verdict changes under the choices marked NO",
-            None: "not checked"}[v.get("stable")]
-    skipped = "".join(f"<li>left out: {html.escape(x)}</li>"
-                      for x in fit.get("sensitivity_skipped") or [])
-    return (f"<p class='meta'>The verdict is {word}.</p>"
-            f"{t.to_html(index=False, border=0, escape=True)}"
-            + (f"<ul>{skipped}</ul>" if skipped else ""))
+            None: "not checked"}[(fit.get("verdict") or {}).get("stable")]
+    return {"word": word, "table": _table(t), "skipped": fit.get("sensitivity_skipped") or []}
 
 
-def _holm(fit: dict[str, Any]) -> str:
-    mt = fit.get("multiple_testing")
-    if not mt:
-        return ""
-    return (f"p-values are Holm-adjusted over {mt['n_tests']} tests ({mt['family']}); a rule "
-            f"is compatible at adjusted p ≥ {mt['alpha']:g}.")
-
-
-def _runs_table(a: Analysis) -> str:
+def _runs(a: Analysis) -> dict[str, Any]:
     cols = [c for c in ("cell", "seed", "lam", "final_train_acc", "final_test_acc",
                         "step_to_0.5", "step_to_0.9", "n_collapses", "collapse_period")
             if c in a.runs]
-    t = a.runs[cols].head(_RUN_ROWS).rename(columns={"lam": f"λ ({a.unit})"})
-    more = (f"<p class='meta'>First {_RUN_ROWS} of {len(a.runs)} runs; all are in "
-            "summary.csv.</p>" if len(a.runs) > _RUN_ROWS else "")
-    return t.to_html(index=False, border=0, na_rep="–", float_format=lambda v: f"{v:.4g}") + more
+    rank = {n: i for i, n in enumerate(ordered(a.cells, a.keys)["cell"])}
+    r = a.runs[cols].assign(_rank=a.runs["cell"].map(rank).fillna(len(rank)))
+    r = r.sort_values(["_rank", "cell", "lam", "seed"], kind="stable").drop(columns="_rank")
+    t = _table(r.head(_RUN_ROWS).rename(columns={"lam": f"λ ({a.unit})"}))
+    return {**t, "n": len(a.runs), "shown": min(len(a.runs), _RUN_ROWS)}
 
 
 def _window(fit: dict[str, Any]) -> str:
     if fit.get("last"):
         return f"the mean of each run's last {fit['last']} evaluations"
-    return f"the mean over the last {fit.get('window', 0.1):.0%} of each run's steps"
+    return f"the mean over the last {fit.get('window') or 0.1:.0%} of each run's steps"
 
 
 def _headline(fit: dict[str, Any]) -> str:
@@ -195,40 +265,15 @@ def _headline(fit: dict[str, Any]) -> str:
     return "the data cannot tell" + (f" ({', '.join(ok)} compatible)" if ok else "")
 
 
-_CHECK = """<script>
-window.addEventListener('load', function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var ok = imgs.every(function (i) { return i.complete && i.naturalWidth > 0; });
-  document.body.dataset.imagesOk = String(ok);
-  document.body.dataset.imagesCount = String(imgs.length);
-});
-</script>"""
-
-
 def render(a: Analysis) -> str:
-    css = resources.files("analysis").joinpath("report.css").read_text()
-    n_runs, n_cells = len(a.runs), len(a.cells)
-    warn = "".join(f"<li>{html.escape(w)}</li>" for w in a.warnings)
-    body = [
-        "<h1>Weight-decay analysis</h1>",
-        f"<p class='meta'>{n_runs} runs in {n_cells} cells; cells differ in "
-        f"{html.escape(', '.join(a.keys) or 'nothing')}; λ is {html.escape(a.unit_label)}; "
-        f"final metrics are {_window(a.fit)}; the plateau is every λ within "
-        f"{a.fit.get('tolerance', 0):.0%} of the best mean test accuracy.</p>",
-        f"<h2>Verdict: {html.escape(_headline(a.fit))}</h2><div class='verdict'>"
-        + "".join(f"<p>{html.escape(s)}</p>" for s in verdict(a.fit, a.cells)) + "</div>",
-        f"<h2>Warnings</h2><ul class='warnings'>{warn}</ul>" if warn else "",
-        f"<h2>Figures</h2>{_figures(a)}",
-        f"<h2>Best λ per cell</h2><div class='scroll'>{_cell_table(a)}</div>",
-        f"<h2>Scaling-rule fit</h2><div class='scroll'>{_fit_tables(a.fit)}</div>",
-        f"<h2>Sensitivity of the verdict</h2><div class='scroll' id='sensitivity'>"
-        f"{_sensitivity_table(a.fit)}</div>",
-        f"<h2>Runs</h2><div class='scroll'>{_runs_table(a)}</div>",
-    ]
-    return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-            "<title>wdsweep: weight-decay analysis</title>"
-            f"<style>{css}</style></head>\n<body>\n" + "\n".join(body) + f"\n{_CHECK}\n"
-            "</body></html>\n")
+    css = resources.files("analysis").joinpath("report.css").read_text("utf-8")
+    return _env().get_template("report.html.j2").render(
+        css=Markup(css), head=headline(a), n_runs=len(a.runs), n_cells=len(a.cells),
+        keys=", ".join(a.keys) or "nothing", unit=a.unit_label, window=_window(a.fit),
+        tolerance=f"{a.fit.get('tolerance', 0):.0%}", verdict=_headline(a.fit),
+        sentences=verdict(a.fit, a.cells), warnings=a.warnings, figures=_figures(a),
+        cells=_cell_table(a), fit=_fit(a.fit), sensitivity=_sensitivity(a.fit),
+        runs=_runs(a))
 
 
 def write(a: Analysis, out: Path) -> Path:
