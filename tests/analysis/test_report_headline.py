@@ -66,7 +66,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[An
 class _Page(HTMLParser):
     """The visible text, the tags in order, and every table by id (rows of cell texts)."""
 
-    def __init__(self) -> None:
+    def __init__(self, page: str) -> None:
         super().__init__()
         self.text: list[str] = []
         self.tags: list[tuple[str, dict[str, str | None]]] = []
@@ -74,6 +74,7 @@ class _Page(HTMLParser):
         self.ids: dict[str, list[str]] = {}  # text under each element with an id
         self._skip, self._table, self._cell = 0, None, None
         self._open: list[tuple[str, str | None]] = []
+        self.feed(page)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -87,7 +88,7 @@ class _Page(HTMLParser):
             self.tables[self._table].append([])
         elif tag in ("td", "th") and self._table is not None:
             self._cell = []
-        if tag not in ("br", "img", "meta", "hr", "input"):
+        if tag not in ("br", "img", "meta", "hr", "input"):  # void elements never close
             self._open.append((tag, a.get("id")))
 
     def handle_endtag(self, tag: str) -> None:
@@ -115,12 +116,6 @@ class _Page(HTMLParser):
                 self.ids.setdefault(i, []).append(s)
 
 
-def _parse(page: str) -> _Page:
-    p = _Page()
-    p.feed(page)
-    return p
-
-
 def _body_first(p: _Page) -> tuple[str, dict[str, str | None]]:
     names = [t for t, _ in p.tags]
     return p.tags[names.index("body") + 1]
@@ -145,26 +140,29 @@ def _axes_order(a: Analysis) -> list[str]:
 @pytest.mark.parametrize("name", ["sqrt7", "inconclusive", "one_cell", "edge_low"])
 def test_the_headline_box_is_first_and_carries_each_cells_numbers(report, name) -> None:
     a, path = report(name)
-    p = _parse(path.read_text())
+    p = _Page(path.read_text())
     tag, attrs = _body_first(p)
     assert (tag, attrs.get("id")) == ("section", "headline"), (tag, attrs)
     rows = p.tables["recommendation"][1:]
     assert [r[0] for r in rows] == _axes_order(a)  # every cell, sorted by its axes
     cells = a.cells.set_index("cell")
-    for cell, wd, ln, plateau, best, _ in rows:
+    for cell, wd, ln, plateau, best, *note in rows:
         c = cells.loc[cell]
         assert _close(wd, [c["wd_star"], c["wd_star_ci_low"], c["wd_star_ci_high"]]), wd
         assert _close(ln, [c["lambda_norm_star"], c["lambda_norm_star_ci_low"],
                            c["lambda_norm_star_ci_high"]]), ln
         assert _close(plateau, [c["lambda_lo"], c["lambda_hi"]]), plateau
         assert _close(best, [c["best_acc"]]), best
+        ext = c["extend"] if isinstance(c["extend"], str) else ""
+        want = ["never learned"] * bool(c["low_acc"]) + [ext] * bool(ext)
+        assert all(w in " ".join(note) for w in want), (cell, note, want)
     head = " ".join(p.ids["headline"])
     assert "within 2% of the best" in head and "At another b, B or T" in head
 
 
 def test_a_named_rule_gives_its_formula_constant_and_an_example(report) -> None:
     a, path = report("sqrt7")
-    x = " ".join(_parse(path.read_text()).ids["extrapolation"])
+    x = " ".join(_Page(path.read_text()).ids["extrapolation"])
     assert "weight_decay = λ_norm · sqrt(b/(B·T)) / lr" in x
     k = a.fit["rules"]["sqrt"]["constant"]
     const = x.split("with λ_norm = ")[1].split("(95%")[0]
@@ -179,7 +177,7 @@ def test_a_named_rule_gives_its_formula_constant_and_an_example(report) -> None:
 def test_a_timescale_rule_example_is_b_over_lr_B_tau(report) -> None:
     a, path = report("epoch")
     assert a.fit["verdict"]["rule"] == "epoch_timescale"
-    x = " ".join(_parse(path.read_text()).ids["extrapolation"])
+    x = " ".join(_Page(path.read_text()).ids["extrapolation"])
     assert "weight_decay = b / (lr · B · τ_epoch)" in x
     k, at = a.fit["rules"]["epoch_timescale"]["constant"], a.fit["lambda_norm"]["weight_decay"]
     f = at["batch_size"] / (at["lr"] * at["train_size"])
@@ -194,7 +192,7 @@ def test_a_timescale_rule_example_is_b_over_lr_B_tau(report) -> None:
     ("none_fits", "Not one of the four rules fits")])
 def test_without_a_rule_the_headline_says_lambda_cannot_be_carried(report, name, says) -> None:
     a, path = report(name)
-    p = _parse(path.read_text())
+    p = _Page(path.read_text())
     x = " ".join(p.ids["extrapolation"])
     assert says in x and "formula" not in x, x
     assert all(at.get("class") != "formula" for _, at in p.tags)
@@ -203,7 +201,7 @@ def test_without_a_rule_the_headline_says_lambda_cannot_be_carried(report, name,
 @pytest.mark.parametrize("name", list(STUDIES))
 def test_no_none_nan_or_inf_in_the_page_text(report, name) -> None:
     a, path = report(name)
-    text = " ".join(_parse(path.read_text()).text)
+    text = " ".join(_Page(path.read_text()).text)
     assert not LEAK.findall(text), [text[max(0, m.start() - 60):m.end() + 60]
                                     for m in LEAK.finditer(text)][:5]
 
@@ -211,7 +209,7 @@ def test_no_none_nan_or_inf_in_the_page_text(report, name) -> None:
 @pytest.mark.parametrize("name", ["sqrt7", "inconclusive", "edge_low"])
 def test_tables_are_sorted_by_cell_axes_then_lambda_then_seed(report, name) -> None:
     a, path = report(name)
-    p = _parse(path.read_text())
+    p = _Page(path.read_text())
     order = _axes_order(a)
     assert [r[0] for r in p.tables["best-lambda"][1:]] == order
     head, *rows = p.tables["runs-table"]
@@ -224,17 +222,13 @@ def test_tables_are_sorted_by_cell_axes_then_lambda_then_seed(report, name) -> N
         assert math.isclose(float(row[li]), w["lam"], rel_tol=1e-3, abs_tol=1e-12)
 
 
-def _design_numbers(text: str) -> list[tuple[str, float]]:
-    s = text[text.index("To separate"):text.index("member-steps")]
-    return [(k, float(v)) for k, v in re.findall(r"\b([bBT]) = ([-+0-9.e]+)", s)]
-
-
 @pytest.mark.parametrize("name", ["inconclusive", "edge_low"])
 def test_design_advice_proposes_whole_batch_data_and_epoch_counts(report, name) -> None:
     a, path = report(name)
-    text = " ".join(_parse(path.read_text()).ids.get("verdict-text", []))
+    text = " ".join(_Page(path.read_text()).ids.get("verdict-text", []))
     assert a.fit["design"] and "To separate" in text
-    got = _design_numbers(text)
+    advice = text[text.index("To separate"):text.index("member-steps")]
+    got = [(k, float(v)) for k, v in re.findall(r"\b([bBT]) = ([-+0-9.e]+)", advice)]
     assert len(got) == 6, got
     for k, v in got:
         assert v == int(v) >= 1, (k, v)
@@ -284,8 +278,9 @@ def test_the_template_ships_as_package_data() -> None:
 
 
 def _shots() -> object:
-    spec = importlib.util.spec_from_file_location("report_screenshot",
-                                                  ROOT / "scripts" / "report_screenshot.py")
+    """scripts/report_screenshot.py: the Chromium helpers (skips without Chromium)."""
+    path = ROOT / "scripts" / "report_screenshot.py"
+    spec = importlib.util.spec_from_file_location("report_screenshot", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     if mod.chromium() is None:
@@ -300,7 +295,7 @@ def test_in_chromium_the_headline_comes_first_and_no_value_leaks(report, name,
                                                                  tmp_path: Path) -> None:
     shots = _shots()
     a, path = report(name)
-    p = _parse(shots.dump_dom(path, tmp_path / "profile"))
+    p = _Page(shots.dump_dom(path, tmp_path / "profile"))
     tag, attrs = _body_first(p)
     assert (tag, attrs.get("id")) == ("section", "headline")
     text = " ".join(p.text)
