@@ -114,7 +114,7 @@ def make(kind: str, path: Path, n_runs: int, n_evals: int) -> Path:
 _ANALYZE = """
 import json, resource, sys, time
 t0 = time.perf_counter()
-from sweep.cli import main
+from sweep.cli.main import main
 rc = main(["analyze", sys.argv[1], "--out", sys.argv[2]])
 t = time.perf_counter() - t0
 print(json.dumps({"rc": rc, "seconds": t,

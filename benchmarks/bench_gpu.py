@@ -172,7 +172,7 @@ def main() -> None:
     data = load_data([cfg], dev)
     x, y = data["train"].x, data["train"].y
     refs = [reference_model(64, 32, 256, 2, True, cfg.bn_eps, s) for s in range(8)]
-    # What sweep.plan.pack_size picks for a spec with gpus_per_trial = 1 and no run.pack
+    # What sweep.plan.packs.pack_size picks for a spec with gpus_per_trial = 1 and no run.pack
     # (sweep/ needs numpy, which a bare GPU box may lack; the rule is this function).
     pick = fit_members(cfg, props.total_memory)
     head = dict(device=props.name, memory_gib=props.total_memory / 2**30, torch=torch.__version__,

@@ -16,7 +16,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, ray; print('torch', torch.__version__, 'ray', ray.__version__)"
 S=/tmp/st
 mkdir -p "$S"
-run() { python3 -m sweep.cli run "$1" --study "$S/$2" --yes --no-report; }
+run() { python3 -m sweep.cli.main run "$1" --study "$S/$2" --yes --no-report; }
 t0=$(date +%s)
 timeout "$BUDGET" bash -c "$(declare -f run); S=$S
   run studies/seed_rules_B.toml seed_rules && run studies/seed_rules_b.toml seed_rules &&

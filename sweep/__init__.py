@@ -18,15 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sweep._api import SweepResult
-from sweep.spec import Spec, SpecError, load, parse
+from sweep.plan.spec import Spec, SpecError, load, parse
+from sweep.result import SweepResult
 
 
 def run(spec: str | Path | Spec, study: str | Path, *, address: str | None = None,
         dry_run: bool = False, yes: bool = False, callbacks: list[Any] = (),
         trust_code: bool = False) -> SweepResult:
     """Run the members of `spec` (a path or a Spec) that `study` has not completed."""
-    from sweep import _driver
+    from sweep.runner import driver as _driver  # lazy: `import sweep` stays light until it is used
 
     s = spec if isinstance(spec, Spec) else load(Path(spec))
     return SweepResult(Path(study), _driver.run(s, Path(study), address=address,
@@ -39,7 +39,7 @@ def resume(study: str | Path, *, retry_errored: bool = False, address: str | Non
            callbacks: list[Any] = (), trust_code: bool = False, yes: bool = False
            ) -> SweepResult:
     """Finish what `study` left unfinished (errored trials too, with retry_errored)."""
-    from sweep import _driver
+    from sweep.runner import driver as _driver  # lazy: `import sweep` stays light until it is used
 
     return SweepResult(Path(study), _driver.resume(Path(study), retry_errored=retry_errored,
                                                    address=address,
@@ -48,7 +48,7 @@ def resume(study: str | Path, *, retry_errored: bool = False, address: str | Non
 
 
 def status(study: str | Path) -> dict[str, Any]:
-    from sweep import _driver
+    from sweep.runner import driver as _driver  # lazy: `import sweep` stays light until it is used
 
     return _driver.status(Path(study))
 

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults import FAULT_DIR_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def fault_dir(tmp_path_factory) -> Path:
-    """Files named after a member's config hash make its trial raise (sweep._trainable)."""
+    """Files named after a member's config hash make its trial raise (sweep.runner.trainable)."""
     return tmp_path_factory.mktemp("faults")
 
 
@@ -24,13 +26,14 @@ def ray_local(fault_dir):
     address lets CLI subprocesses join it as drivers (`--address`)."""
     import ray
 
-    from sweep._ray import quiet
+    from sweep.runner.session import quiet
 
     quiet()
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": str(ROOT),
-                                           "WDSWEEP_FAULT_DIR": str(fault_dir)}})
+                                           FAULT_DIR_ENV: str(fault_dir)},
+                              "worker_process_setup_hook": "tests.faults.install"})
     yield ray
     ray.shutdown()
 

@@ -89,15 +89,14 @@ class StudyDamaged(WdsweepError):
     __reduce__ = BadInput.__reduce__
 
 
-class StudyLegacy(StudyDamaged):
-    """study.json without a checksum: written by an older wdsweep or edited by hand."""
+class StudyLegacy(SpecError):
+    """study.json without a checksum: written by an older wdsweep or edited by hand. Not
+    damage (repair does not rebuild it): a person checks it and adopts it."""
 
     def __init__(self, study: PathLike) -> None:
-        self.key = STATE
-        self.reason = (f"{Path(study) / STATE} has no checksum (written by an older wdsweep, "
-                       "or edited by hand): check the study, then run "
-                       f"`wdsweep repair --migrate {study}` to adopt it")
-        Exception.__init__(self, f"{self.key}: {self.reason}")
+        super().__init__(STATE, f"{Path(study) / STATE} has no checksum (written by an older "
+                         "wdsweep, or edited by hand): check the study, then run "
+                         f"`wdsweep repair --migrate {study}` to adopt it")
 
 
 def _restore(cls: type, key: str, reason: str, args: tuple) -> Exception:

@@ -7,7 +7,7 @@ import pytest
 
 import analysis
 import sweep
-from sweep.spec import parse
+from sweep.plan.spec import parse
 
 SPEC = """
 name = "rt"

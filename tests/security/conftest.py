@@ -1,6 +1,6 @@
 """Shared pieces of the adversarial suite: a finished tiny study to attack (copied per
 test), and an attacker's edits -- who can write the study and recompute any checksum
-in it, but cannot read this user's key (sweep._trust)."""
+in it, but cannot read this user's key (sweep.store.trust)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sweep import _trust
+from sweep.store import trust as _trust
 from tests.sweep.test_hardening import spec_text
 
 TINY = spec_text()  # the hardening tests' tiny study: 2 λ × 2 seeds, two packs
@@ -25,7 +25,7 @@ EVIL = "import pathlib\npathlib.Path({marker!r}).write_text('ran')\n" \
 @pytest.fixture(scope="session")
 def finished_study(ray_local, tmp_path_factory) -> Path:
     import sweep
-    from sweep.spec import parse
+    from sweep.plan.spec import parse
 
     study = tmp_path_factory.mktemp("finished") / "study"
     out = sweep.run(parse(TINY), study)
@@ -37,7 +37,7 @@ def finished_study(ray_local, tmp_path_factory) -> Path:
 def study(finished_study, tmp_path) -> Path:
     """A copy of the finished study, moved by its owner: its records name the copy's
     own experiments (and are sealed by this user, as the user's own wdsweep would)."""
-    from sweep import study as st
+    from sweep.store import study as st
 
     dst = tmp_path / "study"
     shutil.copytree(finished_study, dst, symlinks=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.spec import parse
+from sweep.plan.spec import parse
 from tests.security.conftest import TINY, one_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +141,7 @@ def test_a_bad_host_memory_setting_is_one_line(tmp_path, wdsweep, cli_env):
 def test_a_member_larger_than_its_gpu_share_names_the_field(tmp_path, monkeypatch):
     """pack_size fits K to the card (trainer.memory); one member may not fit at all."""
     import sweep
-    from sweep.spec import SpecError
+    from sweep.plan.spec import SpecError
 
     monkeypatch.setenv("WDSWEEP_GPU_MEMORY_GB", "2")
     spec = _with(fixed="width = 20000", res="gpus_per_trial = 1")
@@ -193,7 +193,7 @@ def test_the_core_minute_estimate_is_within_5x_of_a_real_tiny_sweep(ray_local, t
     """The 150-member plan that said ~0.0 core-minutes: its estimate against the cores
     the real sweep held (wall time x the 2 CPUs of the test's Ray)."""
     import sweep
-    from sweep.plan import make_plan
+    from sweep.plan.packs import make_plan
 
     spec = parse('name = "m150"\npreset = "tiny"\n[grid]\n'
                  "weight_decay = {log = [0.001, 1.0, 15]}\nseed = {lin = [0, 9, 10]}\n")

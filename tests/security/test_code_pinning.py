@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from sweep import study as st
+from sweep.store import study as st
 from tests.security.conftest import one_line
 from tests.sweep.test_user_model_sweep import user_spec
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import sweep
-from sweep import study as st
+from sweep.store import study as st
 from tests.security.conftest import TINY, one_line
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep._reap import descendants
+from sweep.runner.reap import descendants
 from tests.security.conftest import TINY
 
 RAY = Path(sys.executable).with_name("ray")

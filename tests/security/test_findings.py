@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sweep import study as st
+from sweep.store import study as st
 from tests.security.conftest import forge, one_line
 from trainer import ConfigError
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sweep import study as st
-from sweep._publish import import_, safe_name
-from sweep.spec import SpecError
+from sweep.plan.spec import SpecError
+from sweep.store import study as st
+from sweep.store.publish import import_, safe_name
 from tests.security.conftest import one_line
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep import _reap
+from sweep.runner import reap as _reap
 from tests.security.conftest import TINY, forge, one_line
 
 

@@ -13,9 +13,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from sweep._bounds import check_grid_size, check_plan
-from sweep.plan import make_plan
-from sweep.spec import load
+from sweep.plan.bounds import check_grid_size, check_plan
+from sweep.plan.packs import make_plan
+from sweep.plan.spec import load
 from trainer import ConfigError
 
 SEED = int(os.environ.get("WDSWEEP_FUZZ_SEED", "23"))

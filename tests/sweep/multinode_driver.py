@@ -13,8 +13,8 @@ import ray
 from ray.cluster_utils import Cluster
 
 import sweep
-from sweep._ray import quiet
-from sweep.spec import parse
+from sweep.plan.spec import parse
+from sweep.runner.session import quiet
 
 SPEC = """
 name = "{name}"

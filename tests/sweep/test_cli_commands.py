@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import sweep
-from sweep.plan import make_plan
-from sweep.spec import load
+from sweep.plan.packs import make_plan
+from sweep.plan.spec import load
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted([*ROOT.glob("examples/**/*.toml"), *ROOT.glob("studies/*.toml"),

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import sweep
-from sweep.cli import PRESETS, _parser
-from sweep.plan import make_plan
-from sweep.spec import load, parse
+from sweep.cli.main import PRESETS, _parser
+from sweep.plan.packs import make_plan
+from sweep.plan.spec import load, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo.toml"

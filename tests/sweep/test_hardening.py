@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import sweep
-from sweep import cli
-from sweep.spec import SpecError, parse
+from sweep.cli import main as cli
+from sweep.plan.spec import SpecError, parse
 
 TINY = """
 name = "h"

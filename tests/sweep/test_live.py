@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import sweep
-from sweep.plan import make_plan
+from sweep.plan.packs import make_plan
 from tests.sweep.test_sweep import spec as tiny_spec
 
 

@@ -1,7 +1,7 @@
-"""GPU pack size from the card's memory (sweep.plan.pack_size)."""
+"""GPU pack size from the card's memory (sweep.plan.packs.pack_size)."""
 
-from sweep.plan import make_plan, pack_size
-from sweep.spec import parse
+from sweep.plan.packs import make_plan, pack_size
+from sweep.plan.spec import parse
 from trainer import build, preset
 from trainer.memory import fit_members, member_bytes
 

@@ -1,5 +1,5 @@
-from sweep.plan import make_plan
-from sweep.spec import parse
+from sweep.plan.packs import make_plan
+from sweep.plan.spec import parse
 
 SPEC = """
 name = "p"
@@ -47,7 +47,7 @@ def test_trial_keys_are_stable_across_plans():
 
 
 def test_the_plan_and_the_compute_bound_share_one_estimate():
-    from sweep._bounds import plan_core_hours
+    from sweep.plan.bounds import plan_core_hours
 
     plan = make_plan(parse(SPEC))
     hours = plan_core_hours([t.members for t in plan.trials], 1)

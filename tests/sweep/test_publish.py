@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import sweep
-from sweep._publish import export, import_
-from sweep.spec import SpecError
+from sweep.plan.spec import SpecError
+from sweep.store.publish import export, import_
 from tests.sweep.test_sweep import assert_each_member_once, spec
 
 

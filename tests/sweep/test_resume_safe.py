@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 
 import sweep
-from sweep._reap import descendants
-from sweep._repair import repair
-from sweep.plan import make_plan
-from sweep.spec import SpecError, parse
+from sweep.plan.packs import make_plan
+from sweep.plan.spec import SpecError, parse
+from sweep.runner.reap import descendants
+from sweep.store.repair import repair
+from tests.faults import FAULT_DIR_ENV
 
 SPEC = """
 name = "r"
@@ -182,8 +183,9 @@ def test_resume_on_s3_runs_no_planted_pickle(tmp_path, s3_server, cli_env, fault
     (faults / victim.config_hash()).write_text("40")
     spec_file, study, marker = tmp_path / "s.toml", tmp_path / "study", tmp_path / "PWNED"
     spec_file.write_text(s.text)
-    env = {**cli_env, **creds, "WDSWEEP_FAULT_DIR": str(faults)}
-    r = subprocess.run([sys.executable, "-m", "sweep.cli", "run", spec_file, "--study", study,
+    env = {**cli_env, **creds, FAULT_DIR_ENV: str(faults)}
+    r = subprocess.run([sys.executable, "-m", "tests.sweep.fault_cli", "run", spec_file,
+                        "--study", study,
                         "--no-report"], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]  # one pack errored
     (faults / victim.config_hash()).unlink()
@@ -196,8 +198,9 @@ def test_resume_on_s3_runs_no_planted_pickle(tmp_path, s3_server, cli_env, fault
     for k in planted:
         s3.put_object(Bucket="wdsweep-safe", Key=k, Body=evil)
     assert len(planted) >= 3
-    r = subprocess.run([sys.executable, "-m", "sweep.cli", "resume", study, "--retry-errored",
-                        "--no-report"], env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-m", "tests.sweep.fault_cli", "resume", study,
+                        "--retry-errored", "--no-report"], env=env, capture_output=True,
+                       text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert not marker.exists()
     res = pd.read_csv(study / "results.csv", dtype={"config_hash": str})

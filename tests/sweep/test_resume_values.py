@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 import sweep
-from sweep.plan import make_plan
-from sweep.spec import parse
+from sweep.plan.packs import make_plan
+from sweep.plan.spec import parse
 from trainer import METRIC_COLUMNS
 
 SPEC = """

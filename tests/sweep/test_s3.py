@@ -8,8 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
-from sweep.plan import make_plan
-from sweep.spec import parse
+from sweep.plan.packs import make_plan
+from sweep.plan.spec import parse
 from tests._required import missing
 
 SPEC = """

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sweep.plan import make_plan
-from sweep.spec import SpecError, parse
+from sweep.plan.packs import make_plan
+from sweep.plan.spec import SpecError, parse
 
 GOOD = """
 name = "t"

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import sweep
-from sweep.plan import make_plan
-from sweep.spec import SpecError, parse
+from sweep.plan.packs import make_plan
+from sweep.plan.spec import SpecError, parse
 
 SPEC = """
 name = "t"

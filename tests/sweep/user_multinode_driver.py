@@ -11,8 +11,8 @@ import pandas as pd
 from ray.cluster_utils import Cluster
 
 import sweep
-from sweep._ray import quiet
-from sweep.spec import load
+from sweep.plan.spec import load
+from sweep.runner.session import quiet
 
 
 def main(spec_path: Path, study: Path) -> None:

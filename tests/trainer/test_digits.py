@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sweep._code import complete, packs
+from sweep.plan.code import complete, packs
 from trainer import build, preset, train
 from trainer.tasks import digits as dg
 from trainer.user import BUILTIN_REFS

@@ -17,9 +17,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sweep._code import complete, notes, packs
-from sweep.plan import make_plan
-from sweep.spec import SpecError, parse
+from sweep.plan.code import complete, notes, packs
+from sweep.plan.packs import make_plan
+from sweep.plan.spec import SpecError, parse
 from tests.user_module import write
 from trainer import ConfigError, build, preset, train
 

@@ -11,12 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweep import study as st
+from sweep.plan.bounds import check_grid_size
+from sweep.plan.packs import expand, make_plan
+from sweep.plan.spec import load
+from sweep.plan.trial import Trial
+from sweep.store import study as st
 from trainer.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -25,21 +31,22 @@ PLANS = "plans"
 _STATE = re.compile(r"^state-(\d+)\.pt$")
 
 
-def write_plan(study: Path, name: str, trials: list[dict[str, Any]], **record: Any) -> str:
+def write_plan(study: Path, name: str, trials: Sequence[Trial], **record: Any) -> str:
     """STUDY/plans/<name>.json: the trials' payloads and `record` (uri, resources), enough
     for `wdsweep repair` to rebuild study.json; returns its sha256 for study.json."""
     if not st.EXP_NAME.match(name):
         raise st.StudyUnsafe(study, PLANS, f"would get a record named {name[:40]!r}; allowed: "
                              "exp-NNN")
-    data = json.dumps({"experiment": name, **record, "trials": trials}, indent=1).encode()
+    data = json.dumps({"experiment": name, **record, "trials": [t.to_json() for t in trials]},
+                      indent=1).encode()
     (study / PLANS).mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(study / PLANS / f"{name}.json", data)
     return hashlib.sha256(data).hexdigest()
 
 
-def read_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
-    """The experiment's trial payloads, checked against study.json's checksum. Members
-    imported from published tables (sweep._publish) were planned elsewhere: none."""
+def read_plan(study: Path, exp: dict[str, Any]) -> list[Trial]:
+    """The experiment's trials, checked against study.json's checksum. Members
+    imported from published tables (sweep.store.publish) were planned elsewhere: none."""
     if exp.get("status") == "imported":
         return []
     rel = f"{PLANS}/{exp['name']}.json"
@@ -58,31 +65,18 @@ def read_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
                               f"{str(e).splitlines()[0][:80] if str(e) else ''})") from None
 
 
-def checked_trials(trials: Any) -> list[dict[str, Any]]:
-    """A plan's trials as data: each a valid key and members that are configs (a plan
-    record is read, never trusted: TypeError / ValueError otherwise)."""
-    from sweep.plan import member_from_dict
-
+def checked_trials(trials: Any) -> list[Trial]:
+    """A plan's trials from their JSON: each a valid key and members that are configs (a
+    plan record is read, never trusted: TypeError / ValueError otherwise)."""
     if not isinstance(trials, list):
         raise TypeError("trials is not a list")
-    for t in trials:
-        if not (isinstance(t, dict) and isinstance(t.get("key"), str)
-                and st.TRIAL_KEY.match(t["key"]) and isinstance(t.get("members"), list)
-                and t["members"] and all(isinstance(m, dict) for m in t["members"])
-                and all(isinstance(u, str) for u in t.get("init", []))):
-            raise TypeError("a trial is not {key, members}")
-        for m in t["members"]:
-            member_from_dict(m)  # TypeError (unknown key) or ConfigError (bad value)
-    return trials
+    return [Trial.from_json(t) for t in trials]
 
 
-def legacy_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
+def legacy_plan(study: Path, exp: dict[str, Any]) -> list[Trial]:
     """A study from before plan records: plan its saved spec again (TOML only) and
     accept it only when it gives exactly the recorded trials and members. A spec with
     your own task or model is refused: planning it would import the study's code."""
-    from sweep._bounds import check_grid_size
-    from sweep.plan import expand, make_plan
-    from sweep.spec import load
 
     rel = f"specs/{exp['name']}.toml"
     spec = load(study / rel)
@@ -97,18 +91,30 @@ def legacy_plan(study: Path, exp: dict[str, Any]) -> list[dict[str, Any]]:
     if [t.key for t in plan.trials] != exp.get("trials"):
         raise st.StudyDamaged(study, rel, f"it no longer plans the trials study.json records "
                               f"for {exp['name']}")
-    return [t.payload() for t in plan.trials]
+    return list(plan.trials)
 
 
 def filesystem(uri: str) -> tuple[str, Any]:
     """(path, pyarrow filesystem) for a local path or s3:// URI, creating nothing."""
-    from pyarrow import fs
+    from pyarrow import fs  # lazy: pyarrow costs ~0.3 s, and only resume/repair read here
 
     if "://" in uri:
-        from sweep._ray import storage
-
         return storage(uri)
     return uri, fs.LocalFileSystem()
+
+
+def storage(uri: str) -> tuple[str, Any]:
+    """Tune's (storage_path, storage_filesystem): local paths, or s3:// via pyarrow."""
+    if uri.startswith("s3://"):
+        from pyarrow import fs  # lazy: pyarrow only for storage
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+        kw = {"endpoint_override": endpoint} if endpoint else {}
+        if endpoint and endpoint.startswith("http://"):
+            kw["scheme"] = "http"
+        return uri.removeprefix("s3://"), fs.S3FileSystem(**kw)
+    Path(uri).mkdir(parents=True, exist_ok=True)
+    return uri, None
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ class Found:
 def checkpoints(state: dict[str, Any], key: str, keep: int = 2) -> list[Found]:
     """The newest `keep` trainer checkpoints of trial `key` whose bytes match their
     sha256 sidecar, newest first, across every experiment that ran the trial."""
-    from pyarrow import fs as pafs
+    from pyarrow import fs as pafs  # lazy: pyarrow only for storage
 
     cands: list[tuple[int, str, str, Any]] = []
     for e in state["experiments"]:
@@ -162,7 +168,7 @@ def _verified(fs: Any, path: str) -> bool:
 def fetch(uri: str, dest: Path, files: tuple[str, ...] = ("config.json", "metrics.csv")) -> None:
     """Copy a Tune checkpoint's trainer files (only those: never a pickle) into `dest`:
     checkpoints/state-*.pt with sidecars, and `files` when present."""
-    from pyarrow import fs as pafs
+    from pyarrow import fs as pafs  # lazy: pyarrow only for storage
 
     root, fs = filesystem(uri)
     (dest / "checkpoints").mkdir(parents=True, exist_ok=True)

@@ -18,47 +18,50 @@ on_resume) and `logging` records, never through printed lines.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 import trainer
-from sweep._members import MEMBER_KEY, MEMBER_METRICS
-from sweep.plan import member_from_dict
+from sweep.plan.members import MEMBER_METRICS
+from sweep.plan.trial import Trial
+from sweep.store.records import fetch
+from trainer.checkpoint import list_checkpoints
+from trainer.schema import member_key
 
-FAULT_DIR_ENV = "WDSWEEP_FAULT_DIR"  # fault injection for tests: see _maybe_fail
+# Called in the worker with (step, members) at every evaluation; empty in a sweep. The
+# tests install a fault injector here through Ray's worker_process_setup_hook
+# (tests/faults.py), so nothing in this module reads a test's environment.
+EVAL_HOOKS: list[Callable[[int, list[trainer.TrainConfig]], None]] = []
 
 
 def train_trial(config: dict[str, Any]) -> None:
-    trial = config["trial"]
-    members = [member_from_dict(d) for d in trial["members"]]
-    scratch = Path(tempfile.mkdtemp(prefix=f"wdsweep-{trial['key']}-"))
+    trial = Trial.from_json(config["trial"])
+    scratch = Path(tempfile.mkdtemp(prefix=f"wdsweep-{trial.key}-"))
     try:
         run_dir = scratch / "run"
         ckpt = tune.get_checkpoint()
         if ckpt is not None:
             with ckpt.as_directory() as d:
                 shutil.copytree(d, run_dir)
-        elif trial.get("init"):
-            from sweep._records import fetch
+        elif trial.init:
 
-            for i, uri in enumerate(reversed(trial["init"])):  # the newest last: its files win
+            for i, uri in enumerate(reversed(trial.init)):  # the newest last: its files win
                 fetch(uri, run_dir, ("config.json", "metrics.csv") if i == len(
-                    trial["init"]) - 1 else ())
-        _run(members, run_dir, trial["key"])
+                    trial.init) - 1 else ())
+        _run(list(trial.members), run_dir, trial.key)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
-    import ray
-
     S, every = members[0].total_steps, members[0].checkpoint_every
     node = ray.get_runtime_context().get_node_id()
     t_start = time.perf_counter()
@@ -75,7 +78,8 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
 
     def on_eval(rows: list[dict[str, Any]]) -> None:
         step = rows[0]["step"]
-        _maybe_fail(step, members)
+        for hook in EVAL_HOOKS:
+            hook(step, members)
         latest.update(member_metrics(rows), eval_step=step, members=len(rows), node=node)
         if step % every and step != S:  # else the checkpoint right after reports it
             report(step)
@@ -99,7 +103,6 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
         trainer.run(members, run_dir, on_eval=on_eval, on_checkpoint=on_checkpoint,
                     on_resume=on_resume)
     if not final["reported"]:  # resumed from the final checkpoint: nothing left to train
-        from trainer.checkpoint import list_checkpoints
 
         newest = list_checkpoints(run_dir / "checkpoints")
         if newest and newest[0].name == f"state-{S:09d}.pt":
@@ -110,7 +113,7 @@ def member_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
     """One evaluation of a pack as Tune metrics: every member's under `mKK/<metric>`
     (KK = its index in the pack, the trial config's `trial/table` row), and the pack's
     mean test and train accuracy."""
-    out = {f"{MEMBER_KEY.format(r['member'])}/{c}": r[c] for r in rows for c in MEMBER_METRICS}
+    out = {member_key(r["member"], c): r[c] for r in rows for c in MEMBER_METRICS}
     out["test_acc_mean"] = sum(r["test_acc"] for r in rows) / len(rows)
     out["train_acc_mean"] = sum(r["train_acc"] for r in rows) / len(rows)
     return out
@@ -135,14 +138,3 @@ class _Warnings(logging.Handler):
 
     def __exit__(self, *exc: object) -> None:
         logging.getLogger("trainer").removeHandler(self)
-
-
-def _maybe_fail(step: int, members: list[trainer.TrainConfig]) -> None:
-    """Tests make a trial raise by creating FAULT_DIR/<config_hash> holding a step."""
-    fault_dir = os.environ.get(FAULT_DIR_ENV)
-    if not fault_dir:
-        return
-    for m in members:
-        f = Path(fault_dir) / m.config_hash()
-        if f.exists() and step >= int(f.read_text() or 0):
-            raise RuntimeError(f"injected fault for member {m.config_hash()} at step {step}")

@@ -28,29 +28,29 @@ class SweepResult(dict):
         self.study = Path(study)
 
     def _table(self, name: str) -> pd.DataFrame:
-        from sweep import study as st
+        from sweep.store import study as st  # lazy: `import sweep` stays light until it is used
 
         st.check(self.study)
         return st._read_table(self.study, name)
 
     @property
     def results(self) -> pd.DataFrame:
-        from sweep.study import RESULTS
+        from sweep.store.study import RESULTS  # lazy: `import sweep` stays light until it is used
 
         return self._table(RESULTS)
 
     @property
     def history(self) -> pd.DataFrame:
-        from sweep.study import HISTORY
+        from sweep.store.study import HISTORY  # lazy: `import sweep` stays light until it is used
 
         return self._table(HISTORY)
 
     def status(self) -> dict[str, Any]:
-        from sweep._status import status
+        from sweep.store.status import status  # lazy: `import sweep` stays light until it is used
 
         return status(self.study)
 
     def analyze(self, out: str | Path | None = None, **kw: Any):
-        from analysis import analyze
+        from analysis import analyze  # lazy: matplotlib only for a report
 
         return analyze(self.study, out, **kw)

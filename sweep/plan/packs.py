@@ -6,27 +6,18 @@ seed, bn_eps, lr) share a *pack key* and are trained together in one trial.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import itertools
-import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from sweep import _code
-from sweep.spec import Spec, SpecError, base_config
+from sweep.plan import code as _code
+from sweep.plan.bounds import plan_core_hours
+from sweep.plan.code import complete
+from sweep.plan.spec import Spec, SpecError, base_config
+from sweep.plan.trial import Trial
 from trainer import ConfigError, TrainConfig, build
 from trainer.config import PACKABLE
-
-
-@dataclass(frozen=True)
-class Trial:
-    key: str  # stable id: a hash of the members' config hashes
-    members: tuple[TrainConfig, ...]
-
-    def payload(self) -> dict[str, Any]:
-        """What Tune carries to the worker (JSON-friendly)."""
-        return {"key": self.key, "members": [dataclasses.asdict(m) for m in self.members]}
+from trainer.memory import fit_members, gpu_memory_bytes
 
 
 @dataclass(frozen=True)
@@ -34,7 +25,7 @@ class Plan:
     members: tuple[TrainConfig, ...]  # every grid point, in grid order
     trials: tuple[Trial, ...]  # only the members still to run
     skipped: int  # members already completed in the study
-    notes: tuple[str, ...] = ()  # e.g. a model that cannot be packed (sweep._code)
+    notes: tuple[str, ...] = ()  # e.g. a model that cannot be packed (sweep.plan.code)
 
     @property
     def cells(self) -> int:
@@ -44,14 +35,13 @@ class Plan:
                     for m in self.members})
 
     def core_minutes(self, cpus_per_trial: float) -> float:
-        """Estimated compute of the trials still to run (trainer.memory's cost model)."""
-        from trainer.memory import core_seconds
+        """Estimated compute of the trials still to run (the bounds' cost model)."""
 
-        return core_seconds([t.members for t in self.trials], cpus_per_trial) / 60
+        return 60 * plan_core_hours([t.members for t in self.trials], cpus_per_trial)
 
     def summary(self, cpus_per_trial: float) -> str:
         todo = [m for t in self.trials for m in t.members]
-        steps, minutes = sum(m.total_steps for m in todo), self.core_minutes(cpus_per_trial)
+        steps, minutes = sum(t.member_steps for t in self.trials), self.core_minutes(cpus_per_trial)
         return (f"plan: {self.cells} cells, {len(self.members)} members "
                 f"({self.skipped} already done), {len(self.trials)} trials to run with "
                 f"{len(todo)} members, {steps:,} member-steps, ~{minutes:,.1f} core-minutes"
@@ -78,15 +68,12 @@ def pack_size(spec: Spec, m: TrainConfig, gpu_memory: int | None = None) -> int:
     $WDSWEEP_GPU_MEMORY_GB): the spec's pack."""
     if spec.gpus_per_trial <= 0:
         return spec.pack
-    from trainer.memory import fit_members, gpu_memory_bytes
 
     mem = gpu_memory if gpu_memory is not None else gpu_memory_bytes()
     if mem is None:
         return spec.pack
     fit = fit_members(m, int(mem * min(1.0, spec.gpus_per_trial)))
-    given = ("pack" in tomllib.loads(spec.text).get("run", {}) if spec.text
-             else spec.pack != Spec.pack)
-    return min(fit, spec.pack) if given else fit
+    return min(fit, spec.pack) if spec.pack_given else fit
 
 
 def expand(spec: Spec) -> list[TrainConfig]:
@@ -107,7 +94,6 @@ def expand(spec: Spec) -> list[TrainConfig]:
             point = ", ".join(f"{k}={v}" for k, v in zip(keys, combo))
             raise SpecError(where, f"{e.reason} (at grid point {point})") \
                 from None
-    from sweep._code import complete
 
     return complete(out, spec.code)  # your task: B from one call of it; bad code refused
 
@@ -136,9 +122,7 @@ def make_plan(spec: Spec, completed: set[str] = frozenset()) -> Plan:  # type: i
     for group in todo.values():
         size = pack_size(spec, group[0]) if _code.packs(group[0], spec.code) else 1
         for i in range(0, len(group), size):
-            chunk = tuple(group[i : i + size])
-            key = hashlib.sha256("".join(m.config_hash() for m in chunk).encode()).hexdigest()
-            trials.append(Trial(key[:12], chunk))
+            trials.append(Trial.pack(group[i : i + size]))
     done = sum(1 for m in members if m.config_hash() in completed)
     return Plan(tuple(members), tuple(trials), done, _code.notes(members, spec.code))
 
@@ -153,8 +137,3 @@ def _duplicate(spec: Spec, i: int, j: int) -> None:
     raise SpecError(where, f"grid points {i + 1} and {j + 1} ({said}) are the same run after "
                     "canonicalization (values equal to 12 significant digits, or a decay "
                     "given twice in different units); allowed: distinct runs")
-
-
-def member_from_dict(d: dict[str, Any]) -> TrainConfig:
-    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-    return TrainConfig(**d)

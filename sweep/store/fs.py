@@ -1,5 +1,5 @@
 """A study's files as wdsweep may touch them: no link followed, nothing but regular files
-and directories, reads bounded, and the lock (sweep.study builds on these; docs/security.md).
+and directories, reads bounded, and the lock (sweep.store.study builds on these; docs/security.md).
 
 Whoever can write a study can plant a symbolic link, a FIFO or a sparse file where wdsweep
 expects its own files. `check_links` refuses those before anything is opened; the lock is

@@ -29,8 +29,8 @@ from typing import Any
 
 import pandas as pd
 
-from sweep import study as st
-from sweep.spec import SpecError
+from sweep.store import study as st
+from trainer.errors import SpecError
 from trainer.fsutil import atomic_write_bytes
 
 MANIFEST = "published.json"
@@ -152,7 +152,7 @@ def _manifest(src: Path) -> dict[str, Any]:
 
 
 def safe_name(name: Any, fallback: str = "imported") -> str:
-    """A study name from someone else's manifest (sweep.study.safe_id, 64 characters)."""
+    """A study name from someone else's manifest (sweep.store.study.safe_id, 64 characters)."""
     return st.safe_id(str(name or ""), fallback, 64)
 
 
@@ -179,7 +179,7 @@ def import_(src: Path, study: Path, *, max_bytes: int = MAX_BYTES,
              "experiments": [{"name": "imported", "uri": str(src.resolve()),
                               "status": "imported", "created": time.time(),
                               "members": res["config_hash"].tolist(), "trials": []}]}
-    with st.locked(study):  # makes the study; its .lock marks it as one (sweep._analyze)
+    with st.locked(study):  # makes the study; its .lock marks it as one (sweep.cli.analyze)
         _copy_specs(src / "specs", study / "specs")
         st.write_tables(study, res, frames[st.HISTORY], state)
     done = int((res["status"] == "completed").sum())

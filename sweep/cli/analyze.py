@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sweep.spec import SpecError
+from sweep.plan.spec import SpecError
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _swap(staged: Path, out: Path) -> None:
 def _published(src: Path, tmp: str) -> Path:
     """A published directory's tables, each a regular file matching its manifest's
     sha256 (within import's size caps), copied out to be analyzed."""
-    from sweep import _publish
+    from sweep.store import publish as _publish  # lazy: each command imports only what it runs
 
     manifest = _publish._manifest(src)
     out = Path(tmp) / src.resolve().name
@@ -104,7 +104,7 @@ def _is_study(path: Path) -> bool:
 
 
 def _study_counts(study: Path) -> dict[str, Any]:
-    from sweep._status import status  # checks the study: a damaged one stops here
+    from sweep.store.status import status  # checks the study: a damaged one stops here
 
     s = status(study)
     pending = s["total"] - s["completed"] - s["errored"]
@@ -117,7 +117,7 @@ def _study_counts(study: Path) -> dict[str, Any]:
 
 
 def _snapshot(study: Path, tmp: str) -> Path:
-    from sweep import study as st
+    from sweep.store import study as st  # lazy: each command imports only what it runs
 
     out = Path(tmp) / study.name
     out.mkdir()

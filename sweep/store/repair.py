@@ -22,10 +22,11 @@ from typing import Any
 
 import pandas as pd
 
-from sweep import _records, _trust
-from sweep import study as st
-from sweep._collect import completed_rows
-from sweep.plan import member_from_dict
+from sweep.plan.trial import ExpState, Trial
+from sweep.store import records as _records
+from sweep.store import study as st
+from sweep.store import trust as _trust
+from sweep.store.rows import completed_rows
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,13 @@ def repair(study: Path, say=print, *, migrate: bool = False,
         except st.StudyDamaged:
             state = _state_from_plans(study)  # from files anyone could have written
         sign = _trust.mine(state)  # a repaired record vouches for no more than before
-        imported = [e for e in state["experiments"] if e["status"] == "imported"]
+        imported = [e for e in state["experiments"] if e["status"] == ExpState.IMPORTED]
         if imported:  # published tables: no checkpoints to rebuild them from
             raise st.StudyDamaged(study, st.RESULTS, "its members were imported from "
                                   f"{imported[0]['uri']}; import them again into a new "
                                   "study instead of repairing")
         _check_storage(study, state, trust_code)
-        trials: dict[str, dict[str, Any]] = {}
+        trials: dict[str, Trial] = {}
         for e in state["experiments"]:
             try:
                 plan = _records.read_plan(study, e)
@@ -62,14 +63,14 @@ def repair(study: Path, say=print, *, migrate: bool = False,
                 say(f"rebuilt {_records.PLANS}/{e['name']}.json from the experiment's "
                     "trial records")
             for t in plan:
-                trials[t["key"]] = t
+                trials[t.key] = t
         rows, hist = _rebuild_tables(state, trials)
         done = {r["config_hash"] for r in rows}
         for e in state["experiments"]:
             if set(e["members"]) <= done:
-                e["status"] = "finished"
-            elif e["status"] != "continued":
-                e["status"] = "running"  # `wdsweep resume` finishes the rest
+                e["status"] = ExpState.FINISHED
+            elif e["status"] != ExpState.CONTINUED:
+                e["status"] = ExpState.RUNNING  # `wdsweep resume` finishes the rest
         state.pop("tables_pending", None)
         _clear_tables(study, say)
         st.write_tables(study, pd.DataFrame(rows),
@@ -100,12 +101,12 @@ def _check_storage(study: Path, state: dict[str, Any], trust: bool) -> None:
                          trust)
 
 
-def _rebuild_tables(state: dict[str, Any], trials: dict[str, dict[str, Any]]
+def _rebuild_tables(state: dict[str, Any], trials: dict[str, Trial]
                     ) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
     rows: list[dict[str, Any]] = []
     hist: list[pd.DataFrame] = []
     for key, t in trials.items():
-        members = [member_from_dict(d) for d in t["members"]]
+        members = list(t.members)
         found = _records.checkpoints(state, key, keep=1)
         if not found or found[0].step != members[0].total_steps:
             continue
@@ -131,7 +132,7 @@ def _clear_tables(study: Path, say) -> None:
 
 
 def _rebuild_plan(study: Path, state: dict[str, Any], e: dict[str, Any],
-                  bad: st.StudyDamaged) -> list[dict[str, Any]]:
+                  bad: st.StudyDamaged) -> list[Trial]:
     """A damaged plan record rebuilt from what its experiment's trials were given
     (Tune's `params.json` in each trial directory: JSON, never its pickles), accepted
     only when it holds exactly the trials and members study.json records."""
@@ -141,14 +142,11 @@ def _rebuild_plan(study: Path, state: dict[str, Any], e: dict[str, Any],
         try:
             with fs.open_input_stream(f"{root.rstrip('/')}/trial-{key}/params.json") as f:
                 t = json.loads(f.read())["trial"]
-            trials.append({k: t[k] for k in ("key", "members", "init") if k in t})
+            trials.append(Trial.from_json(t))  # TypeError / ValueError: not a trial
         except (OSError, ValueError, KeyError, TypeError):
             raise bad from None
-    try:
-        got = [member_from_dict(m).config_hash() for t in trials for m in t["members"]]
-    except (TypeError, ValueError):  # ConfigError is a ValueError
-        raise bad from None
-    if [t["key"] for t in trials] != e.get("trials") or sorted(got) != sorted(e["members"]):
+    got = [h for t in trials for h in t.hashes]
+    if [t.key for t in trials] != e.get("trials") or sorted(got) != sorted(e["members"]):
         raise bad
     res = {k: e[k] for k in ("cpus_per_trial", "gpus_per_trial", "max_failures", "code")
            if k in e}
@@ -161,7 +159,7 @@ def _migrate(study: Path, say) -> None:
     """An older study (no seal; perhaps no plan checksums): its tables must still match
     study.json's records; plans without a checksum are planned again from their saved
     spec (built-in tasks only: nothing is imported). Then it is checksummed, not signed:
-    whatever code or storage it names still needs --trust-code (sweep._trust)."""
+    whatever code or storage it names still needs --trust-code (sweep.store.trust)."""
     state = st.read_state(study, legacy_ok=True)
     if _trust.intact(state):
         say(f"{study}: already sealed; nothing to migrate")
@@ -219,10 +217,9 @@ def _state_from_plans(study: Path) -> dict[str, Any]:
             raise st.StudyDamaged(study, rel, f"not a plan record ({type(e).__name__}); "
                                   "restore study.json from a backup") from None
         exps.append(dict(
-            name=name, uri=uri, status="running",
-            created=rec.get("created", time.time()), trials=[t["key"] for t in trials],
-            members=[member_from_dict(m).config_hash() for t in trials
-                     for m in t["members"]],
+            name=name, uri=uri, status=ExpState.RUNNING,
+            created=rec.get("created", time.time()), trials=[t.key for t in trials],
+            members=[h for t in trials for h in t.hashes],
             plan_sha256=hashlib.sha256(data).hexdigest(),
             **{k: rec[k] for k in ("cpus_per_trial", "gpus_per_trial", "max_failures")
                if k in rec}))

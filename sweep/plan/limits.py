@@ -10,13 +10,18 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from trainer.errors import BadInput as ConfigError
+from trainer.errors import SpecError
+from trainer.presets import coerce as _coerce
+from trainer.presets import shown
+
 MAX_DEPTH = 32  # nested arrays/tables in one value; a deeper one is refused
 # Ray's own resource limits (ray._private.ray_constants, not imported: importing ray here
-# would fix its network mode before sweep._ray chooses it): quantities are kept in units
+# would fix its network mode before sweep.runner.session chooses it): quantities are kept in units
 # of 1e-4 (a smaller request rounds to 0), and a node may have at most 1e14 of one.
 RESOURCE_STEP = 1e-4
 MAX_RESOURCE = 100e12
-# The storage schemes Tune is given a filesystem for (sweep._ray.storage); anything else
+# The storage schemes Tune is given a filesystem for (sweep.store.records.storage); anything else
 # with "://" is refused rather than taken as a local directory named "gs:".
 REMOTE_SCHEMES = {"s3": "S3FileSystem"}
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -25,8 +30,6 @@ _STORAGE_HELP = "allowed: a local or NFS path (relative to the study, or absolut
 
 
 def _error(key: str, message: str) -> Exception:
-    from sweep.spec import SpecError  # sweep.spec imports this module
-
     return SpecError(key, message)
 
 
@@ -82,7 +85,7 @@ def check_storage(v: Any) -> str | None:
         raise _error("run.storage", f"got {v!r}: {rest.split('/', 1)[0]!r} is not a bucket "
                      f"name (3-63 of a-z, 0-9, '.', '-'); {_STORAGE_HELP}")
     try:
-        import pyarrow.fs
+        import pyarrow.fs  # lazy: pyarrow only for storage
 
         getattr(pyarrow.fs, REMOTE_SCHEMES[scheme])
     except ImportError:
@@ -99,7 +102,6 @@ def check_resource(t: dict, key: str, default: float, *, zero: bool) -> float:
           and ((zero and v == 0) or RESOURCE_STEP <= v <= MAX_RESOURCE))
     if not ok:
         low = "0 or a number" if zero else "a number"
-        from trainer.presets import shown
 
         raise _error(f"resources.{key}", f"got {shown(v)}; must be {low} in [{RESOURCE_STEP:g}, "
                      f"{MAX_RESOURCE:g}] (Ray counts resources in units of {RESOURCE_STEP:g})")
@@ -108,10 +110,9 @@ def check_resource(t: dict, key: str, default: float, *, zero: bool) -> float:
 
 def check_paths(code: Any, base: Path | None) -> None:
     """`code` entries that cannot even be resolved (a symlink loop, a NUL byte, ~name
-    of an unknown user): one line, before sweep._code looks at them."""
+    of an unknown user): one line, before sweep.plan.code looks at them."""
     if not isinstance(code, list):
-        return  # sweep._code.parse_user says what `code` must be
-    from trainer.presets import shown
+        return  # sweep.plan.code.parse_user says what `code` must be
 
     for d in code:
         if not isinstance(d, str) or not d:
@@ -124,3 +125,11 @@ def check_paths(code: Any, base: Path | None) -> None:
                 "a symlink loop" if "loop" in str(e).lower() else str(e)[:80]
             raise _error("code", f"got {shown(d)}: cannot resolve it ({why}); allowed: "
                          "directories (relative to the spec) that hold your modules") from None
+
+
+def coerce_in(where: str, key: str, value: Any) -> Any:
+    """A TOML value as the field's type: a number must be a TOML number, not a string."""
+    try:
+        return _coerce(key, value, strict=True)
+    except ConfigError as e:
+        raise e.rekey(where) from None

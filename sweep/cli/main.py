@@ -18,17 +18,17 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from trainer.errors import EXIT_BAD_INPUT, EXIT_FAULT
+import trainer
+from trainer.errors import EXIT_BAD_INPUT, EXIT_FAULT, WdsweepError
 
 # trainer.presets.PRESETS (a test keeps them equal)
 PRESETS = ("seed", "modular", "digits", "demo", "tiny")
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("wdsweep")
     except PackageNotFoundError:
@@ -145,9 +145,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import trainer
-    from sweep import _bounds
-    from sweep._code import train_members
+    from sweep.plan import bounds as _bounds  # lazy: each command imports only what it runs
+    from sweep.plan.code import train_members  # lazy: each command imports only what it runs
 
     # like trainer.members, plus code=DIR,... and one probe of your task and model
     members = train_members(trainer.preset(args.preset), args.sets)
@@ -170,11 +169,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "train":
         return _train(args)
     if args.cmd in ("run", "resume", "status", "repair", "export", "import"):
-        from sweep import _commands
+        from sweep.cli import commands as _commands  # lazy: each command imports only what it runs
 
         return getattr(_commands, args.cmd.replace("import", "import_"))(args)
     if args.cmd == "analyze":
-        from sweep._analyze import analyze
+        from sweep.cli.analyze import analyze  # lazy: each command imports only what it runs
 
         return analyze(args)
     raise AssertionError(args.cmd)
@@ -193,8 +192,9 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.setLevel(logging.WARNING)
     for name in ("sweep", "trainer", "analysis"):
         logging.getLogger(name).setLevel(level)
-    if getattr(args, "ray_logs", False):
-        os.environ["WDSWEEP_RAY_LOGS"] = "1"  # sweep._ray.RAY_LOGS_ENV
+    from sweep.runner.session import show_ray_logs  # Ray-free until a sweep connects
+
+    show_ray_logs(getattr(args, "ray_logs", False))
 
 
 class _Format(logging.Formatter):
@@ -210,8 +210,6 @@ class _Format(logging.Formatter):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from trainer.errors import WdsweepError
-
     args = _parser().parse_args(argv)
     _setup_logging(args)
     try:

@@ -16,38 +16,43 @@ from typing import Any
 
 import pandas as pd
 
-from sweep import study as st
-from sweep.plan import member_from_dict
-from trainer.schema import LAST, RESULT_METRICS
+from sweep.plan.trial import ExpState, MemberState, Trial
+from sweep.store import study as st
+from sweep.store.rows import INFO, completed_rows, member_row
 
 log = logging.getLogger(__name__)
-INFO = ("node", "resumed_from", "train_seconds", "warnings")
 
 
-def collect(study: Path, name: str, trials: list[dict[str, Any]], grid) -> dict[str, Any]:
-    """`trials` are the experiment's payloads: a trial Tune never started (Ctrl-C
-    early) has no config in the grid and counts as unfinished."""
+def collect(study: Path, name: str, trials: list[Trial], grid,
+            merged: set[str] = frozenset()) -> dict[str, Any]:
+    """`trials` are the experiment's: a trial Tune never started (Ctrl-C early) has no
+    config in the grid and counts as unfinished. Those in `merged` the recorder has
+    already folded into the tables (sweep.runner.recorder): counted, not read again."""
     rows, hist = [], []
     n = {"completed_trials": 0, "errored_trials": 0, "unfinished_trials": 0}
-    by_key = {t["key"]: t for t in trials}
+    by_key = {t.key: t for t in trials}
     seen = set()
+    n_merged = 0
     for r in grid:
         cfg = r.config.get("trial") if isinstance(r.config, dict) else None
         key = cfg.get("key") if isinstance(cfg, dict) else None
         if key not in by_key or key in seen:
             continue
         seen.add(key)
-        members = [member_from_dict(d) for d in by_key[key]["members"]]
+        members = list(by_key[key].members)
         metrics = r.metrics or {}
         if r.error is None and r.checkpoint is not None and metrics.get("finished"):
+            n["completed_trials"] += 1
+            if key in merged:
+                n_merged += len(members)
+                continue
             with r.checkpoint.as_directory() as d:
                 h = pd.read_csv(Path(d) / "metrics.csv", dtype={"config_hash": str})
             hist.append(h)
             info = {k: metrics.get(k) for k in INFO}
             rows += completed_rows(members, key, name, h, info)
-            n["completed_trials"] += 1
         elif r.error is not None:
-            rows += [dict(_row(m, key, name, "errored"), error=_error_text(r))
+            rows += [dict(member_row(m, key, name, MemberState.ERRORED), error=_error_text(r))
                      for m in members]
             n["errored_trials"] += 1
         else:
@@ -56,32 +61,17 @@ def collect(study: Path, name: str, trials: list[dict[str, Any]], grid) -> dict[
     if rows:
         st.merge_results(study, rows, pd.concat(hist, ignore_index=True) if hist else
                          pd.DataFrame())
-    status = ("running" if n["unfinished_trials"] else
-              "errored" if n["errored_trials"] else "finished")
+    status = (ExpState.RUNNING if n["unfinished_trials"] else
+              ExpState.ERRORED if n["errored_trials"] else ExpState.FINISHED)
     st.set_experiment_status(study, name, status)
-    done = sum(r["status"] == "completed" for r in rows)
+    done = n_merged + sum(r["status"] == MemberState.COMPLETED for r in rows)
+    errored = sum(r["status"] == MemberState.ERRORED for r in rows)
     log.info("%s: %d members completed, %d errored (%d trials); results in %s", name, done,
-             len(rows) - done, n["errored_trials"], study / st.RESULTS)
+             errored, n["errored_trials"], study / st.RESULTS)
     if n["unfinished_trials"]:
         log.warning("%s: interrupted with %d trials unfinished; continue with "
                     "`wdsweep resume %s`", name, n["unfinished_trials"], study)
-    return {"completed": done, "errored": len(rows) - done, **n}
-
-
-def completed_rows(members, key: str, name: str, h: pd.DataFrame,
-                   info: dict[str, Any]) -> list[dict[str, Any]]:
-    """results.csv rows of a finished pack, from its history (metrics.csv)."""
-    last = h[h.step == h.step.max()].set_index("config_hash")
-    return [dict(_row(m, key, name, "completed"), **info,
-                 **{LAST + c: last.loc[m.config_hash(), c] for c in RESULT_METRICS})
-            for m in members]
-
-
-def _row(m, key: str, exp: str, status: str) -> dict[str, Any]:
-    r = m.resolved()
-    r["train_digits"] = ",".join(map(str, m.train_digits))
-    r["test_digits"] = ",".join(map(str, m.test_digits))
-    return dict(config_hash=m.config_hash(), status=status, trial_id=key, experiment=exp, **r)
+    return {"completed": done, "errored": errored, **n}
 
 
 def _error_text(r) -> str:

@@ -8,17 +8,17 @@ import contextlib
 import json
 import logging
 import sys
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from sweep import spec as spec_mod
-from sweep.spec import SpecError
+from sweep.cli.analyze import analyze
+from sweep.plan import spec as spec_mod
+from sweep.plan.spec import SpecError
 
 log = logging.getLogger(__name__)
 
 def _report(study: Path) -> None:
-    from sweep._analyze import analyze  # lazy: matplotlib; checked tables, staged report
-
     out = study / "report"
     with contextlib.redirect_stdout(sys.stderr):  # its "wrote ..." is a message here
         rc = analyze(argparse.Namespace(path=study, out=out, window=None, last=None,
@@ -31,7 +31,6 @@ def spec_path(path: Path) -> Path:
     """`examples/NAME.toml` that is not here: the copy installed with the package."""
     if path.exists() or path.parent.name != "examples":
         return path
-    from importlib.resources import files
 
     packaged = Path(str(files("sweep") / "examples" / path.name))
     if packaged.is_file():
@@ -41,7 +40,7 @@ def spec_path(path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweep import _driver
+    from sweep.runner import driver as _driver  # lazy: each command imports only what it runs
 
     spec = spec_mod.load(spec_path(args.spec))
     if args.study.exists() and not args.study.is_dir():
@@ -99,14 +98,14 @@ def _need_study(study: Path, plans_will_do: bool = False) -> None:
         return
     if plans_will_do and (study / "plans").is_dir():
         return
-    from sweep.study import read_state
+    from sweep.store.study import read_state  # lazy: each command imports only what it runs
 
     read_state(study)  # tables or plans without study.json: damaged, says how to repair
     raise SpecError("study", f"{study} is not a wdsweep study (no study.json)")
 
 
 def resume(args: argparse.Namespace) -> int:
-    from sweep import _driver
+    from sweep.runner import driver as _driver  # lazy: each command imports only what it runs
 
     _need_study(args.study)
     out = _driver.resume(args.study, retry_errored=args.retry_errored, address=args.address,
@@ -117,7 +116,8 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def repair(args: argparse.Namespace) -> int:
-    from sweep._repair import repair as repair_study
+    # lazy: each command imports only what it runs
+    from sweep.store.repair import repair as repair_study
 
     _need_study(args.study, plans_will_do=True)
     out = repair_study(args.study, migrate=args.migrate, trust_code=args.trust_code)
@@ -125,7 +125,8 @@ def repair(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    from sweep._publish import export as export_study
+    # lazy: each command imports only what it runs
+    from sweep.store.publish import export as export_study
 
     _need_study(args.study)
     m = export_study(args.study, args.dest)
@@ -135,7 +136,8 @@ def export(args: argparse.Namespace) -> int:
 
 
 def import_(args: argparse.Namespace) -> int:
-    from sweep._publish import import_ as import_study
+    # lazy: each command imports only what it runs
+    from sweep.store.publish import import_ as import_study
 
     out = import_study(args.source, args.study)
     print(f"imported {out['members']} members ({out['completed']} completed) and "
@@ -145,9 +147,13 @@ def import_(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from sweep import _reap
-    from sweep._status import status as study_status
-    from sweep.study import check_links, try_locked
+    from sweep.runner import reap as _reap  # lazy: each command imports only what it runs
+
+    # lazy: each command imports only what it runs
+    from sweep.store.status import status as study_status
+
+    # lazy: each command imports only what it runs
+    from sweep.store.study import check_links, try_locked
 
     _need_study(args.study)
     check_links(args.study)  # before the lock file is opened

@@ -19,9 +19,18 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 
+from sweep.plan.spec import SpecError, preset_config
 from trainer import ConfigError, TrainConfig
 from trainer.config import DECAY_KEYS, FIELDS
-from trainer.memory import core_seconds, host_bytes, trial_seconds
+from trainer.memory import (
+    FIXED_BYTES,
+    HEADROOM,
+    core_seconds,
+    gpu_memory_bytes,
+    host_bytes,
+    member_bytes,
+    trial_seconds,
+)
 
 MAX_SEED = 2**31 - 1
 MAX_MEMBERS = 200_000  # a study's grid, even with --yes
@@ -33,7 +42,6 @@ HOST_MEMORY_ENV = "WDSWEEP_HOST_MEMORY_GB"
 
 def check_grid_size(spec, yes: bool) -> None:
     """The grid's size from its axes alone: a 10^6-member grid is answered at once."""
-    from sweep.spec import SpecError
 
     n = math.prod(len(v) for v in spec.grid.values())
     if n > MAX_MEMBERS:
@@ -194,7 +202,6 @@ def check_compute(hours: float, where: str, yes: bool) -> None:
 
 def check_plan(plan, spec, yes: bool) -> None:
     """Per-trial memory and the whole plan's compute."""
-    from sweep.spec import SpecError, preset_config
 
     ref, keys = preset_config(spec), [*spec.fixed, *spec.grid]
     on_device = spec.gpus_per_trial > 0
@@ -227,9 +234,8 @@ def check_plan(plan, spec, yes: bool) -> None:
 
 
 def _gpu_share(spec) -> int | None:
-    """Bytes of GPU memory a trial may use (its share of the card, as sweep.plan.pack_size
+    """Bytes of GPU memory a trial may use (its share of the card, as sweep.plan.packs.pack_size
     counts it); None when the planner's host does not know its GPU."""
-    from trainer.memory import FIXED_BYTES, HEADROOM, gpu_memory_bytes
 
     mem = gpu_memory_bytes()
     return None if mem is None else int((mem * min(1.0, spec.gpus_per_trial) - FIXED_BYTES)
@@ -240,7 +246,6 @@ def _check_gpu(members: Sequence[TrainConfig], usable: int, ref: TrainConfig,
                keys: Iterable[str]) -> None:
     """A pack's device memory (trainer.memory.member_bytes) within the trial's share:
     pack_size fits K to it, but one member may already be too large."""
-    from trainer.memory import member_bytes
 
     def need(ms: Sequence[TrainConfig]) -> float:
         return float(len(ms) * member_bytes(ms[0]))

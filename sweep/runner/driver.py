@@ -7,7 +7,7 @@ experiments live at <storage>/<id>/exp-NNN, so studies sharing a storage root
 Every experiment is a fresh Tune run: `run` starts one for the members the study
 has not completed, and `resume` starts one for the trials left unfinished (or
 errored, with retry_errored), each from its pack's newest verified trainer
-checkpoint (sweep._records). No Tune state is ever restored: nothing a study's
+checkpoint (sweep.store.records). No Tune state is ever restored: nothing a study's
 storage holds is unpickled.
 """
 
@@ -17,54 +17,71 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sweep import _records
-from sweep import study as st
-from sweep._callbacks import saved_callbacks as _saved_callbacks
-from sweep._callbacks import spec_callbacks as _spec_callbacks
-from sweep._collect import collect
-from sweep._ray import before_import, check_resources, connected, quiet, ray_version, storage
-from sweep._status import status
-from sweep.plan import make_plan
-from sweep.spec import Spec, SpecError
+from sweep.plan.bounds import (
+    check_compute,
+    check_grid_size,
+    check_members,
+    check_plan,
+    plan_core_hours,
+)
+from sweep.plan.code import check_outside, check_pinned, record
+from sweep.plan.members import member_table
+from sweep.plan.packs import make_plan
+from sweep.plan.spec import Spec, SpecError
+from sweep.plan.trial import ExpState, MemberState, Resources, Trial
+from sweep.runner.callbacks import saved_callbacks as _saved_callbacks
+from sweep.runner.callbacks import spec_callbacks as _spec_callbacks
+from sweep.runner.collect import collect
+from sweep.runner.session import (
+    before_import,
+    check_resources,
+    connected,
+    quiet,
+    ray_version,
+)
+from sweep.store import records as _records
+from sweep.store import study as st
+from sweep.store import trust as _trust
+from sweep.store.status import status
 from trainer.errors import BadInput, Fault
+from trainer.fsutil import atomic_write_bytes
+from trainer.user import BUILTIN_REFS, is_ref
 
 log = logging.getLogger(__name__)
 
 
-def _tuner(trials: list[dict[str, Any]], study: Path, uri: str, name: str,
-           res: dict[str, Any], callbacks: list[Any]):
+def _tuner(trials: list[Trial], study: Path, uri: str, name: str, res: Resources,
+           callbacks: list[Any]):
     quiet()
-    from ray import tune
+    from ray import tune  # lazy: Ray only when a sweep runs
 
-    from sweep._live import Live
-    from sweep._members import member_table
-    from sweep._progress import Progress
-    from sweep._trainable import train_trial
-    from sweep.plan import member_from_dict
+    from sweep.runner.progress import Progress  # lazy: Ray only when a sweep runs
+    from sweep.runner.recorder import Live  # lazy: Ray only when a sweep runs
+    from sweep.runner.trainable import train_trial  # lazy: Ray only when a sweep runs
 
-    root, fs = storage(uri.rsplit("/", 1)[0])
+    root, fs = _records.storage(uri.rsplit("/", 1)[0])
     if tune.Tuner.can_restore(f"{root}/{name}", storage_filesystem=fs):
         raise SpecError("run.storage", f"{uri} already holds a Tune experiment; refusing to "
                         "overwrite it (use a new study directory)")
-    member_steps = sum(member_from_dict(m).total_steps for t in trials for m in t["members"])
-    progress = Progress(study.resolve(), name, member_steps)
+    progress = Progress(study.resolve(), name, sum(t.member_steps for t in trials))
     live = Live(study.resolve(), name)
     # Each trial's config carries its member table (trial/table/mKK: λ, seed, b, B, T, ...),
     # naming the mKK/<metric> keys its reports carry.
-    space = [dict(t, table=member_table(t["members"])) for t in trials]
+    space = [dict(t.to_json(), table=member_table(t.members)) for t in trials]
     tuner = tune.Tuner(
-        tune.with_resources(train_trial, {"cpu": res["cpus_per_trial"],
-                                          "gpu": res["gpus_per_trial"]}),
+        tune.with_resources(train_trial, {"cpu": res.cpus_per_trial,
+                                          "gpu": res.gpus_per_trial}),
         param_space={"trial": tune.grid_search(space)},
         tune_config=tune.TuneConfig(
             reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=name, storage_path=root, storage_filesystem=fs, verbose=0, stop=progress,
-            failure_config=tune.FailureConfig(max_failures=res["max_failures"],
+            failure_config=tune.FailureConfig(max_failures=res.max_failures,
                                               fail_fast=False),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[live, progress, *callbacks]))  # a trial's rows before its status
@@ -83,19 +100,17 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
     `run.callbacks`. A dry run returns the plan (`plan`) and runs nothing. Your code
     directories must hold what the study recorded when it used them (`trust_code`
     accepts a changed tree, saying what changed)."""
-    from sweep._bounds import check_grid_size, check_plan
-    from sweep._code import check_outside, check_pinned
 
     check_grid_size(spec, yes)  # before expanding: a huge grid is refused in milliseconds
     state = st.check(study)
     require_trust(study, state, trust_code)  # an extension seals the study's record again
-    check_outside(spec.code, study)  # before the plan imports it (sweep._code)
+    check_outside(spec.code, study)  # before the plan imports it (sweep.plan.code)
     check_pinned(state.get("code"), spec.code, trust_code)
     plan = make_plan(spec, st.completed_hashes(study))  # validates every grid point
     check_plan(plan, spec, yes)  # first: a refused plan is one line, not the plan and a line
     if not dry_run:  # a dry run prints it with the plan, on stdout
         log.info("%s", plan.summary(spec.cpus_per_trial))
-    if spec.callbacks:  # imports ray: keep an embedded Ray on loopback (sweep._ray)
+    if spec.callbacks:  # imports ray: keep an embedded Ray on loopback (sweep.runner.session)
         before_import(address)
     cbs = [*_spec_callbacks(spec), *callbacks]
     if dry_run:
@@ -121,37 +136,33 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
 
 
 def _run_locked(spec: Spec, plan, study: Path, cbs: list[Any]) -> dict[str, Any]:
-    from sweep._code import record
-
     _refuse_if_interrupted(study)  # again, now that no one else can change the study
-    res = dict(cpus_per_trial=spec.cpus_per_trial, gpus_per_trial=spec.gpus_per_trial,
-               max_failures=spec.max_failures)
-    if spec.code:  # recorded for resume, which ships them again (sweep._code)
-        res["code"] = list(spec.code)
     state = st.check(study)
     state.setdefault("id", f"{spec.name}-{uuid.uuid4().hex[:8]}")
     state["name"] = spec.name
     # What the study's code is (digests, task/model names): data for the read-only
-    # commands, and the pin that run/resume check (sweep._code, sweep._trust).
+    # commands, and the pin that run/resume check (sweep.plan.code, sweep.store.trust).
     state["code"] = record(spec.code, [m for t in plan.trials for m in t.members],
                            state.get("code"))
     state["callbacks"] = list(spec.callbacks)  # what `resume` loads again (sealed)
     root = f"{spec.storage_uri(study).rstrip('/')}/{state['id']}"
-    out = _launch(study, state, root, [t.payload() for t in plan.trials], res, cbs,
-                  spec=spec)
+    # spec.code is recorded for resume, which ships it again (sweep.plan.code)
+    out = _launch(study, state, root, list(plan.trials), spec.resources, cbs,
+                  code=spec.code, spec=spec)
     return {**out, "ran": len(plan.trials)}
 
 
 def _refuse_if_interrupted(study: Path) -> None:
-    stale = [e["name"] for e in st.read_state(study)["experiments"] if e["status"] == "running"]
+    stale = [e["name"] for e in st.read_state(study)["experiments"]
+             if e["status"] == ExpState.RUNNING]
     if stale:
         raise SpecError("--study", f"{study} has an interrupted experiment ({stale[0]}); "
                         f"run `wdsweep resume {study}` first")
 
 
-def _launch(study: Path, state: dict[str, Any], root: str, trials: list[dict[str, Any]],
-            res: dict[str, Any], cbs: list[Any], *, spec: Spec | None = None,
-            continues: list[str] = ()) -> dict[str, Any]:
+def _launch(study: Path, state: dict[str, Any], root: str, trials: list[Trial],
+            res: Resources, cbs: list[Any], *, code: Sequence[str] = (),
+            spec: Spec | None = None, continues: Sequence[str] = ()) -> dict[str, Any]:
     """Start experiment exp-NNN under `root` with `trials`, record it, run it, collect it."""
     name = f"exp-{len(state['experiments']):03d}"
     uri = f"{root}/{name}"
@@ -163,23 +174,23 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[dict[str
         raise SpecError("run.storage", f"cannot use {uri}: {e}") from None
     if spec is not None:
         _save_spec(study, spec, name)
-    plan_sha = _records.write_plan(study, name, trials, uri=uri, created=time.time(), **res)
+    record = res.as_dict() | ({"code": list(code)} if code else {})
+    plan_sha = _records.write_plan(study, name, trials, uri=uri, created=time.time(), **record)
     for e in state["experiments"]:
         if e["name"] in continues:
-            e["status"], e["continued_in"] = "continued", name
+            e["status"], e["continued_in"] = ExpState.CONTINUED, name
     state["ray_version"] = ray_version()
     state["experiments"].append(dict(
-        name=name, uri=uri, status="running", created=time.time(),
-        trials=[t["key"] for t in trials],
-        members=[_records_hash(m) for t in trials for m in t["members"]],
-        plan_sha256=plan_sha, continues=list(continues), **res))
+        name=name, uri=uri, status=ExpState.RUNNING, created=time.time(),
+        trials=[t.key for t in trials], members=[h for t in trials for h in t.hashes],
+        plan_sha256=plan_sha, continues=list(continues), **record))
     st.write_state(study, state)
     t0 = time.perf_counter()
     grid = tuner.fit()
     log.info("%s: Tune ran %d trials in %.1f s", name, len(trials), time.perf_counter() - t0)
     fault = progress.fault or live.fault
     try:
-        out = collect(study, name, trials, grid)
+        out = collect(study, name, trials, grid, merged=live.merged)
     except OSError as e:  # the disk that stopped the sweep, or a fault found only now
         where = f" ({e.filename})" if e.filename else ""
         fault = fault or f"{e.strerror or e}{where}"
@@ -189,75 +200,66 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[dict[str
     return out
 
 
-def _records_hash(member: dict[str, Any]) -> str:
-    from sweep.plan import member_from_dict
-
-    return member_from_dict(member).config_hash()
-
-
 def resume(study: Path, *, retry_errored: bool = False, address: str | None = None,
            callbacks: list[Any] = (), trust_code: bool = False, yes: bool = False
            ) -> dict[str, Any]:
     """Finish the trials a study left unfinished (and, with retry_errored, the errored
     ones) in a new experiment, each from its newest verified trainer checkpoint.
     Code and paths outside the study are used only from a study this user's wdsweep
-    sealed, or with `trust_code` (sweep._trust)."""
+    sealed, or with `trust_code` (sweep.store.trust)."""
     with st.locked(study):
         state = st.check(study)
         require_trust(study, state, trust_code)  # before anything is written or signed
         res_df = st.read_results(study)
         _settle(state, res_df)
-        done = set() if res_df.empty else set(res_df.loc[res_df.status == "completed",
+        done = set() if res_df.empty else set(res_df.loc[res_df.status == MemberState.COMPLETED,
                                                          "config_hash"])
         failed = set() if res_df.empty else set(res_df.config_hash) - done
-        trials: dict[str, dict[str, Any]] = {}
+        trials: dict[str, Trial] = {}
         sources: dict[str, dict[str, Any]] = {}
         for e in state["experiments"]:
-            if e["status"] == "errored" and set(e["members"]) <= done:
-                e["status"] = "finished"  # completed since
-            if e["status"] not in ("running", "errored", "continued"):
+            if e["status"] == ExpState.ERRORED and set(e["members"]) <= done:
+                e["status"] = ExpState.FINISHED  # completed since
+            if e["status"] not in (ExpState.RUNNING, ExpState.ERRORED, ExpState.CONTINUED):
                 continue  # a continued one: its errored trials are still its own
             for t in _records.read_plan(study, e):
-                hashes = {_records_hash(m) for m in t["members"]}
+                hashes = set(t.hashes)
                 if hashes <= done or (hashes & failed and not retry_errored):
                     continue
-                trials[t["key"]] = {"key": t["key"], "members": t["members"]}
-                sources[t["key"]] = e
+                trials[t.key] = t.resumed(())
+                sources[t.key] = e
         st.write_state(study, state)
         if not trials:
-            errored = [e["name"] for e in state["experiments"] if e["status"] == "errored"]
+            errored = [e["name"] for e in state["experiments"]
+                       if e["status"] == ExpState.ERRORED]
             log.info("nothing to resume" + (" (errored trials need --retry-errored)"
                                             if errored and not retry_errored else ""))
             return {"resumed": 0}
         continues = sorted({e["name"] for e in sources.values()})
         first = sources[next(iter(trials))]
         _check_code(study, state, first, trust_code)
-        res = {k: first.get(k, d) for k, d in (("cpus_per_trial", 1), ("gpus_per_trial", 0),
-                                               ("max_failures", 2))}
+        res = Resources.of(first)
         _check_bounds(list(trials.values()), res, yes)  # the plans are read, not trusted
         for key, t in trials.items():
-            t["init"] = [f.uri for f in _records.checkpoints(state, key)]
-        started = sum(bool(t["init"]) for t in trials.values())
+            trials[key] = t.resumed(f.uri for f in _records.checkpoints(state, key))
+        started = sum(bool(t.init) for t in trials.values())
         log.info("resuming %d trials of %s (%d from a checkpoint)", len(trials),
                  ", ".join(continues), started)
-        if first.get("code"):  # your modules (sweep._code), shipped again
-            res["code"] = first["code"]
-        with connected(address, study, code=res.get("code", ())):
+        code = first.get("code") or ()  # your modules (sweep.plan.code), shipped again
+        with connected(address, study, code=code):
             out = _launch(study, state, first["uri"].rsplit("/", 1)[0], list(trials.values()),
-                          res, [*_saved_callbacks(state), *callbacks], continues=continues)
+                          res, [*_saved_callbacks(state), *callbacks], code=code,
+                          continues=continues)
         return {**out, "resumed": len(trials)}
 
 
-def _check_bounds(trials: list[dict[str, Any]], res: dict[str, Any], yes: bool) -> None:
+def _check_bounds(trials: list[Trial], res: Resources, yes: bool) -> None:
     """The bounds `run` applies, on what `resume` is about to train: its plans' members
     (each pack's memory, per-step decay, seeds) and their compute (--yes beyond it)."""
-    from sweep._bounds import check_compute, check_members, plan_core_hours
-    from sweep.plan import member_from_dict
-
-    packs = [[member_from_dict(m) for m in t["members"]] for t in trials]
+    packs = [list(t.members) for t in trials]
     for ms in packs:
-        check_members(ms, prefix="plan: ", on_device=res["gpus_per_trial"] > 0)
-    check_compute(plan_core_hours(packs, res["cpus_per_trial"]), "--yes", yes)
+        check_members(ms, prefix="plan: ", on_device=res.on_gpu)
+    check_compute(plan_core_hours(packs, res.cpus_per_trial), "--yes", yes)
 
 
 def _settle(state: dict[str, Any], res_df) -> None:
@@ -265,11 +267,11 @@ def _settle(state: dict[str, Any], res_df) -> None:
     killed after Tune finished, before it recorded the outcome) is over: say so, so
     that `run` no longer waits for a resume that has nothing to do."""
     rows = set() if res_df.empty else set(res_df.config_hash)
-    done = set() if res_df.empty else set(res_df.loc[res_df.status == "completed",
+    done = set() if res_df.empty else set(res_df.loc[res_df.status == MemberState.COMPLETED,
                                                      "config_hash"])
     for e in state["experiments"]:
-        if e["status"] == "running" and e["members"] and set(e["members"]) <= rows:
-            e["status"] = "finished" if set(e["members"]) <= done else "errored"
+        if e["status"] == ExpState.RUNNING and e["members"] and set(e["members"]) <= rows:
+            e["status"] = ExpState.FINISHED if set(e["members"]) <= done else ExpState.ERRORED
             log.info("%s: every member has its result; recorded as %s", e["name"],
                      e["status"])
 
@@ -277,19 +279,15 @@ def _settle(state: dict[str, Any], res_df) -> None:
 def require_trust(study: Path, state: dict[str, Any], trust: bool) -> None:
     """A study's record is used to run code (its user task or model, its code
     directories) or to write outside it (experiment URIs elsewhere) only when this
-    user's wdsweep sealed it (sweep._trust), or with `trust` -- checked over every
+    user's wdsweep sealed it (sweep.store.trust), or with `trust` -- checked over every
     experiment before a command writes (and so seals) the record again."""
-    from sweep import _trust
-    from sweep._code import check_outside
-    from trainer.user import BUILTIN_REFS, is_ref
 
     code = sorted({d for e in state["experiments"] for d in e.get("code") or []})
     check_outside(code, study)  # never, trusted or not
     if _trust.mine(state):
         return  # (and before reading every plan)
     names = sorted({str(v) for e in state["experiments"] for t in _records.read_plan(study, e)
-                    for m in t["members"]
-                    for k, v in (("task", m.get("task")), ("model", m.get("model")))
+                    for m in t.members for k, v in (("task", m.task), ("model", m.model))
                     if (is_ref(v) or (k == "model" and v is not None))
                     and v not in BUILTIN_REFS})
     outside = _trust.outside(state, study)
@@ -306,7 +304,6 @@ def _check_code(study: Path, state: dict[str, Any], first: dict[str, Any],
                 trust: bool) -> None:
     """The code a resume ships, as it was recorded (never from inside the study:
     `require_trust` refused that)."""
-    from sweep._code import check_pinned
 
     code = list(first.get("code") or [])
     for d in code:
@@ -317,8 +314,6 @@ def _check_code(study: Path, state: dict[str, Any], first: dict[str, Any],
 
 
 def _save_spec(study: Path, spec: Spec, name: str) -> None:
-    from trainer.fsutil import atomic_write_bytes
-
     (study / "specs").mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(study / "specs" / f"{name}.toml", spec.text.encode())
     atomic_write_bytes(study / "spec.toml", spec.text.encode())

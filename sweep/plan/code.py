@@ -24,9 +24,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sweep.spec import SpecError, coerce_in
+import trainer
+from sweep.plan.limits import coerce_in
 from trainer import ConfigError, TrainConfig
+from trainer.errors import SpecError
 from trainer.user import Probe, custom, is_ref
+from trainer.user import probe as run_probe
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +88,14 @@ def check_connected(code: Sequence[str]) -> None:
     """Ray was connected before wdsweep: its job must already ship the code."""
     if not code:
         return
-    import ray
+    import ray  # lazy: Ray only when a sweep runs
 
     env = ray.get_runtime_context().runtime_env or {}
     if not env.get("py_modules") and not env.get("working_dir"):
         raise SpecError("code", "Ray is already connected in this process without a "
                         "runtime_env that ships these directories; allowed: let wdsweep "
                         "connect (--address, or no ray.init before sweep.run), or "
-                        "ray.init(runtime_env=sweep._code.runtime_env(code))")
+                        "ray.init(runtime_env=sweep.plan.code.runtime_env(code))")
 
 
 @contextlib.contextmanager
@@ -121,7 +124,6 @@ def _key(m: TrainConfig, code: Sequence[str]) -> str:
 
 def probe(m: TrainConfig, code: Sequence[str] = ()) -> Probe:
     """The member's probe, once per (task, task_args, model, model_args, code)."""
-    from trainer.user import probe as run_probe
 
     k = _key(m, code)
     if k not in _PROBES:
@@ -163,7 +165,6 @@ def notes(members: Sequence[TrainConfig], code: Sequence[str] = ()) -> tuple[str
 
 def train_members(base: TrainConfig, sets: Sequence[str]) -> list[TrainConfig]:
     """`wdsweep train`: --set code=DIR,... puts your modules on sys.path (for the run)."""
-    import trainer
 
     code = [str(Path(d).expanduser().resolve()) for s in sets if s.startswith("code=")
             for d in s.partition("=")[2].split(",") if d]

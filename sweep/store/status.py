@@ -12,9 +12,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sweep import _records
-from sweep import study as st
-from sweep.spec import SpecError
+from sweep.plan.members import member_table
+from sweep.store import records as _records
+from sweep.store import study as st
+from trainer.errors import SpecError
 
 
 def status(study: Path) -> dict[str, Any]:
@@ -54,15 +55,14 @@ _COLS = ("weight_decay", "seed", "batch_size", "train_size", "total_steps")
 def _members(study: Path, state: dict[str, Any], res, live: dict[str, Any]) -> list[dict]:
     """One row per member: its λ (PyTorch units), seed, b, B, T, status, step, latest
     test accuracy, ETA (seconds, running members only), trial and experiment."""
-    from sweep._members import member_table
 
     rows: dict[str, dict[str, Any]] = {}
     for e in state["experiments"]:  # planned: pending unless a later source says more
         for t in _records.read_plan(study, e):
-            for row in member_table(t["members"]).values():
+            for row in member_table(t.members).values():
                 rows[row["config_hash"]] = dict(
                     {c: row[c] for c in _COLS}, config_hash=row["config_hash"],
-                    status="pending", step=None, test_acc=None, eta_s=None, trial=t["key"],
+                    status="pending", step=None, test_acc=None, eta_s=None, trial=t.key,
                     experiment=e["name"])
     for t in live.get("per_trial", []):
         for m in t.get("member_rows", []):

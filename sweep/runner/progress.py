@@ -12,7 +12,8 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
-from sweep.study import STATUS, write_json
+from sweep.store.study import STATUS, write_json
+from trainer.schema import member_key, parse_member_id, trial_table
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,9 @@ def _row(t: Any) -> dict[str, Any]:
             "status": status, "members": _members(t), "step": step, "total_steps": total,
             "test_acc_mean": r.get("test_acc_mean"), "node": r.get("node"),
             "member_rows": [dict(row, member=k, status=status, step=step,
-                                 test_acc=r.get(f"{k}/test_acc"), eta_s=eta_s(r))
-                            for k, row in t.config["trial"].get("table", {}).items()]}
+                                 test_acc=r.get(member_key(parse_member_id(k), "test_acc")),
+                                 eta_s=eta_s(r))
+                            for k, row in (trial_table(t.config) or {}).items()]}
 
 
 def eta_s(r: dict[str, Any]) -> float | None:

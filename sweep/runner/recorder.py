@@ -2,7 +2,7 @@
 
 * writes one TensorBoard run per member under STUDY/tensorboard/ (its λ in every
   unit, seed, b, B, T as hparams; one curve per member), from the `mKK/<metric>`
-  values each evaluation reports (sweep._trainable); and
+  values each evaluation reports (sweep.runner.trainable); and
 * folds a pack's members into results.csv / history.csv as soon as its trial
   completes (study.merge_results: atomic, checksummed in study.json, a member's
   rows exactly once), so a killed driver loses no finished trial and `resume`
@@ -20,9 +20,12 @@ from typing import Any
 import pandas as pd
 from ray.tune import Callback
 
-from sweep import study as st
-from sweep._members import HPARAMS, run_name
-from sweep._members import MEMBER_METRICS as SCALARS
+from sweep.plan.members import HPARAMS, run_name
+from sweep.plan.members import MEMBER_METRICS as SCALARS
+from sweep.plan.trial import Trial
+from sweep.store import study as st
+from sweep.store.rows import INFO, completed_rows
+from trainer.schema import member_key, parse_member_id, trial_table
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +50,22 @@ class Live(Callback):
         if not self.tensorboard or "eval_step" not in result:
             return
         step = int(result["eval_step"])
-        for key, row in trial.config["trial"].get("table", {}).items():
-            h = row["config_hash"]
-            if step <= self._last.get(h, -1) or f"{key}/test_acc" not in result:
+        for mid, row in (trial_table(trial.config) or {}).items():
+            h, k = row["config_hash"], parse_member_id(mid)
+            if step <= self._last.get(h, -1) or member_key(k, "test_acc") not in result:
                 continue
             w = self._writer(row, step)
             for c in SCALARS:
-                if f"{key}/{c}" in result:
-                    w.add_scalar(c, result[f"{key}/{c}"], step)
+                if member_key(k, c) in result:
+                    w.add_scalar(c, result[member_key(k, c)], step)
             self._last[h] = step
 
     def _writer(self, row: dict[str, Any], step: int):
         h = row["config_hash"]
         if h not in self._writers:
-            from tensorboardX import SummaryWriter
+            from tensorboardX import SummaryWriter  # lazy: tensorboardX only when a member reports
+
+            # lazy: tensorboardX only when a member reports
             from tensorboardX.summary import hparams
 
             d = self.study / TENSORBOARD / run_name(row)
@@ -75,7 +80,7 @@ class Live(Callback):
         return self._writers[h]
 
     def _close(self, trial) -> None:
-        for row in trial.config["trial"].get("table", {}).values():
+        for row in (trial_table(trial.config) or {}).values():
             w = self._writers.pop(row["config_hash"], None)
             if w is not None:
                 w.close()
@@ -95,24 +100,20 @@ class Live(Callback):
         if not result.get("finished") or trial.checkpoint is None or self.fault is not None:
             return  # stopped early (Ctrl-C): left to resume
         try:
-            self.merge(trial.config["trial"], trial.checkpoint, result)
+            self.merge(Trial.from_json(trial.config["trial"]), trial.checkpoint, result)
         except OSError as e:  # a fault: the driver reports it once Tune has stopped
             self.fault = f"cannot write the study's tables: {e.strerror or e}"
             log.error("%s", self.fault)
 
-    def merge(self, payload: dict[str, Any], checkpoint, result: dict[str, Any]) -> None:
+    def merge(self, trial: Trial, checkpoint, result: dict[str, Any]) -> None:
         """Fold one finished trial (its final checkpoint's metrics.csv) into the tables."""
-        from sweep._collect import INFO, completed_rows
-        from sweep.plan import member_from_dict
-
-        if payload["key"] in self.merged:
+        if trial.key in self.merged:
             return
         with checkpoint.as_directory() as d:
             h = pd.read_csv(Path(d) / "metrics.csv", dtype={"config_hash": str})
-        members = [member_from_dict(m) for m in payload["members"]]
-        rows = completed_rows(members, payload["key"], self.experiment, h,
+        rows = completed_rows(list(trial.members), trial.key, self.experiment, h,
                               {k: result.get(k) for k in INFO})
         st.merge_results(self.study, rows, h)
-        self.merged.add(payload["key"])
+        self.merged.add(trial.key)
         log.info("%s: trial %s completed; %d members added to %s", self.experiment,
-                 payload["key"], len(rows), self.study / st.RESULTS)
+                 trial.key, len(rows), self.study / st.RESULTS)

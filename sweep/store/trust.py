@@ -6,7 +6,7 @@ user can read (`~/.config/wdsweep/key`, or `$WDSWEEP_CONFIG_DIR/key`, made 0600 
 first use). Anyone who can write the study can recompute the sha256, nobody else can
 make the HMAC: a study whose HMAC verifies was last written by this user's wdsweep.
 
-What needs that trust (sweep._driver, sweep._repair): importing the study's code
+What needs that trust (sweep.runner.driver, sweep.store.repair): importing the study's code
 (its user task or model, the code directories it ships) and touching any path
 outside the study directory (an experiment `uri` elsewhere, an S3 prefix). Without it
 those commands stop with one line; `--trust-code` accepts the study as it is, says
@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sweep.spec import SpecError
+from trainer.errors import SpecError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def key(create: bool = True) -> bytes | None:
 def seal(state: dict[str, Any], sign: bool = True) -> dict[str, Any]:
     """The state with its seal: the sha256, and (with `sign`) the HMAC under this
     user's key. Sign only a state that was this user's already or that was checked
-    (sweep._driver.require_trust): a signature vouches for everything in it."""
+    (sweep.runner.driver.require_trust): a signature vouches for everything in it."""
     body = canonical(state)
     s = {"sha256": hashlib.sha256(body).hexdigest()}
     k = key() if sign else None

@@ -11,7 +11,7 @@
 study.json records the row count and sha256 of results.csv and history.csv each
 time they are written; every command checks them first (`check`), so a table
 that was truncated or edited stops the command with a one-line error instead of
-giving a wrong answer. `wdsweep repair` rebuilds the tables (sweep._repair).
+giving a wrong answer. `wdsweep repair` rebuilds the tables (sweep.store.repair).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import Any
 
 import pandas as pd
 
-from sweep import _trust
-from sweep._studyfs import (  # noqa: F401 -- the study's file layer, used as study.X
+from sweep.plan.trial import TRIAL_KEY, ExpState
+from sweep.store import trust as _trust
+from sweep.store.fs import (  # noqa: F401 -- the study's file layer, used as study.X
     ENTRIES,
     HISTORY,
     MAX_DEPTH,
@@ -53,8 +54,6 @@ from trainer.fsutil import atomic_write_bytes
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # never "", ".", ".." or a path
 EXP_NAME = re.compile(r"^exp-\d{3,6}$")
 _EXP = re.compile(r"^(exp-\d{3,6}|imported)$")
-_STATUSES = ("running", "finished", "errored", "continued", "imported")
-TRIAL_KEY = re.compile(r"^[0-9a-f]{12}$")  # sweep.plan: it becomes a directory name
 MEMBER = re.compile(r"^[0-9a-f]{16}$")  # TrainConfig.config_hash
 
 
@@ -67,7 +66,7 @@ def safe_id(name: str, fallback: str = "study", limit: int = 128) -> str:
 
 def read_state(study: Path, legacy_ok: bool = False) -> dict[str, Any]:
     """study.json, checked: its shape, every name that becomes a path, and its seal
-    (sweep._trust: a sha256 of its own content). No study.json: an empty state, unless
+    (sweep.store.trust: a sha256 of its own content). No study.json: an empty state, unless
     the directory holds a study's tables or plans (then it is damaged)."""
     p = study / STATE
     if study.is_dir():
@@ -111,7 +110,7 @@ def _check_shape(study: Path, state: Any) -> None:
             raise StudyUnsafe(study, STATE, f"names an experiment {str(e['name'])[:40]!r}; "
                               "allowed: exp-NNN (it becomes a path)")
         trials = e.get("trials", [])
-        if e["status"] not in _STATUSES or not isinstance(e["uri"], str) or not (
+        if e["status"] not in tuple(ExpState) or not isinstance(e["uri"], str) or not (
                 isinstance(e["members"], list) and isinstance(trials, list)
                 and all(isinstance(h, str) and MEMBER.match(h) for h in e["members"])
                 and all(isinstance(t, str) and TRIAL_KEY.match(t) for t in trials)):
@@ -123,7 +122,7 @@ def _check_shape(study: Path, state: Any) -> None:
 
 
 def write_state(study: Path, state: dict[str, Any], sign: bool = True) -> None:
-    """study.json, sealed (sweep._trust; signed unless `sign` is False) and written
+    """study.json, sealed (sweep.store.trust; signed unless `sign` is False) and written
     atomically."""
     write_json(study / STATE, _trust.seal(state, sign))
 

@@ -11,14 +11,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sweep._code import check_connected, runtime_env
-from sweep.spec import Spec, SpecError
+from sweep.plan.code import check_connected, runtime_env
+from sweep.plan.spec import Spec, SpecError
+from sweep.runner import reap as _reap
 
 # Ray's switch for a local-only Ray (its default on Windows and macOS): every Ray
 # process then listens on 127.0.0.1 only. Never set for a cluster (--address).
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-# `wdsweep --ray-logs`: the trials' own output (stdout, stderr, warnings) reaches the driver.
-RAY_LOGS_ENV = "WDSWEEP_RAY_LOGS"
+# `wdsweep --ray-logs` (show_ray_logs): the trials' own output (stdout, stderr, warnings)
+# reaches the driver, and Ray's messages are shown whole.
+_OPTIONS = {"ray_logs": False}
+
+
+def show_ray_logs(on: bool = True) -> None:
+    _OPTIONS["ray_logs"] = on
 
 _log = logging.getLogger(__name__)
 
@@ -45,7 +51,7 @@ class _FirstLine(logging.Filter):
 
 def one_line_ray_logs() -> None:
     """Put `_FirstLine` on the handlers Ray's loggers write to (unless --ray-logs)."""
-    if os.environ.get(RAY_LOGS_ENV) == "1":
+    if _OPTIONS["ray_logs"]:
         return
     for name in ("ray", "ray.tune", "ray.train", "ray.data"):
         for h in logging.getLogger(name).handlers:
@@ -68,7 +74,7 @@ def connected(address: str | None, study: Path | None = None,
 
     A local Ray is always a new instance (`address="local"`), embedded on loopback
     only, and its processes are recorded in the study so that the next command reaps
-    them if this driver is killed (sweep._reap; call with the study locked). Yields
+    them if this driver is killed (sweep.runner.reap; call with the study locked). Yields
     whether it started a local Ray.
 
     Loopback: `ray.init(_node_ip_address="127.0.0.1")` is not enough (Ray turns a
@@ -77,10 +83,10 @@ def connected(address: str | None, study: Path | None = None,
     when `ray` is first imported and inherited by Ray's processes) binds them all,
     agents included, to 127.0.0.1. docs/security.md."""
     before_import(address)
-    import ray
+    import ray  # lazy: Ray only when a sweep runs
 
     if ray.is_initialized():
-        check_connected(code)  # its job must already ship the code (sweep._code)
+        check_connected(code)  # its job must already ship the code (sweep.plan.code)
         yield False
         return
     quiet()
@@ -88,16 +94,15 @@ def connected(address: str | None, study: Path | None = None,
     _check_reachable(address)
     # Trials print nothing; their errors reach error.txt and the progress view.
     kw: dict[str, Any] = dict(configure_logging=True, logging_level="WARNING",
-                              log_to_driver=os.environ.get(RAY_LOGS_ENV) == "1")
-    if code:  # your modules, shipped to every worker (sweep._code)
+                              log_to_driver=_OPTIONS["ray_logs"])
+    if code:  # your modules, shipped to every worker (sweep.plan.code)
         kw["runtime_env"] = runtime_env(code)
     try:
         if address is None:
-            from sweep import _reap
 
             if study is not None and study.is_dir():
                 _reap.reap(study)  # the caller holds the study's lock
-            _reap.new_owner()  # inherited by every Ray process started now (sweep._reap)
+            _reap.new_owner()  # inherited by every Ray process started now (sweep.runner.reap)
             # "local": always a new instance, never whatever cluster RAY_ADDRESS or
             # Ray's current-cluster file names (joining one takes --address).
             ray.init(address="local", include_dashboard=False, **kw)
@@ -115,7 +120,6 @@ def connected(address: str | None, study: Path | None = None,
     finally:
         ray.shutdown()
         if address is None and study is not None:
-            from sweep import _reap
 
             _reap.forget(study)
 
@@ -137,7 +141,7 @@ def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
 
 
 def _largest_node() -> dict[str, float]:
-    import ray
+    import ray  # lazy: Ray only when a sweep runs
 
     best: dict[str, float] = {"CPU": 0.0, "GPU": 0.0}
     for n in ray.nodes():
@@ -150,7 +154,7 @@ def _largest_node() -> dict[str, float]:
 def _autoscaler_max() -> dict[str, float] | None:
     """What an autoscaling cluster could grow to (None when it does not autoscale)."""
     try:  # private API: absent or moved in other Ray versions -> treat as fixed-size
-        from ray._private.state import state
+        from ray._private.state import state  # lazy: Ray only when a sweep runs
 
         return state.get_max_resources_from_cluster_config()
     except (ImportError, AttributeError):
@@ -160,7 +164,7 @@ def _autoscaler_max() -> dict[str, float] | None:
 def check_resources(spec: Spec) -> None:
     """A trial must fit on one node: bad input when no node (present or, on an
     autoscaling cluster, launchable) can hold it."""
-    import ray
+    import ray  # lazy: Ray only when a sweep runs
 
     node, grow = _largest_node(), _autoscaler_max()
     for key, field, unit in (("GPU", "resources.gpus_per_trial", "GPUs"),
@@ -180,21 +184,7 @@ def check_resources(spec: Spec) -> None:
                      "run.storage = 's3://...'", len(alive))
 
 
-def storage(uri: str) -> tuple[str, Any]:
-    """Tune's (storage_path, storage_filesystem): local paths, or s3:// via pyarrow."""
-    if uri.startswith("s3://"):
-        from pyarrow import fs
-
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
-        kw = {"endpoint_override": endpoint} if endpoint else {}
-        if endpoint and endpoint.startswith("http://"):
-            kw["scheme"] = "http"
-        return uri.removeprefix("s3://"), fs.S3FileSystem(**kw)
-    Path(uri).mkdir(parents=True, exist_ok=True)
-    return uri, None
-
-
 def ray_version() -> str:
-    import ray
+    import ray  # lazy: Ray only when a sweep runs
 
     return ray.__version__

@@ -9,17 +9,25 @@ from typing import Any
 
 import numpy as np
 
-from sweep._limits import check_paths, check_resource, check_storage, parse_toml
-from trainer import preset
+from sweep.plan.code import parse_user
+from sweep.plan.limits import (
+    check_paths,
+    check_resource,
+    check_storage,
+    coerce_in,
+    parse_toml,
+)
+from sweep.plan.trial import Resources
+from trainer import build, preset
 from trainer.config import DECAY_KEYS, FIELDS, MAX_INT
 from trainer.errors import BadInput as ConfigError
 from trainer.errors import SpecError
-from trainer.presets import PRESETS, coerce, shown
+from trainer.presets import PRESETS, shown
 from trainer.user import arg_key
 
 SECTIONS = {
     "top": ("name", "preset", "fixed", "grid", "resources", "run",
-            "task", "model", "task_args", "model_args", "code"),  # the last five: sweep._code
+            "task", "model", "task_args", "model_args", "code"),  # the last five: sweep.plan.code
     "resources": ("cpus_per_trial", "gpus_per_trial"),
     "run": ("pack", "checkpoint_every", "max_failures", "storage", "callbacks"),
 }
@@ -34,21 +42,32 @@ class Spec:
     preset: str = "seed"
     fixed: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
-    cpus_per_trial: float = 1
-    gpus_per_trial: float = 0
+    cpus_per_trial: float = Resources.cpus_per_trial
+    gpus_per_trial: float = Resources.gpus_per_trial
     pack: int = 8
+    # run.pack was set: on a GPU it then caps the pack (else as many as fit the card);
+    # None: set when it differs from the default (a Spec built in Python)
+    pack_set: bool | None = None
     checkpoint_every: int = 2000
-    max_failures: int = 2
+    max_failures: int = Resources.max_failures
     # Where Tune experiments go (under <storage>/<study id>/): None means
     # STUDY/experiments; a relative path is under the study; or NFS, or s3://.
     storage: str | None = None
     # Dotted names of Ray Tune Callback classes (e.g. MLflow's), made with no arguments.
     callbacks: tuple[str, ...] = ()
-    # Your own task and model (sweep._code): the top-level task, model, task_args,
+    # Your own task and model (sweep.plan.code): the top-level task, model, task_args,
     # model_args, and the code directories (absolute) shipped to every Ray worker.
     user: dict[str, Any] = field(default_factory=dict)
     code: tuple[str, ...] = ()
     text: str = ""  # the TOML as given, saved with the study
+
+    @property
+    def pack_given(self) -> bool:
+        return self.pack != Spec.pack if self.pack_set is None else self.pack_set
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(self.cpus_per_trial, self.gpus_per_trial, self.max_failures)
 
     def storage_uri(self, study: Path) -> str:
         if self.storage is None:
@@ -100,8 +119,6 @@ def parse(text: str, base: Path | None = None) -> Spec:
     if len(units) > 1:
         raise SpecError(units[1], f"conflicts with {units[0]}: give the decay in one unit; "
                         f"allowed: one of {', '.join(DECAY_KEYS)}, in [fixed] or [grid]")
-    from sweep._code import parse_user
-
     check_paths(raw.get("code"), base)
     user, code = parse_user(raw, fixed, grid, base)
     res, run = _table(raw, "resources"), _table(raw, "run")
@@ -109,13 +126,14 @@ def parse(text: str, base: Path | None = None) -> Spec:
     _only(run, SECTIONS["run"], "run.")
     return Spec(
         name=name, preset=pre, fixed=fixed, grid=grid, user=user, code=code,
-        cpus_per_trial=check_resource(res, "cpus_per_trial", 1, zero=False),
-        gpus_per_trial=check_resource(res, "gpus_per_trial", 0, zero=True),
-        pack=int(_number(run, "run.pack", "pack", 8, lo=1, integer=True)),
-        checkpoint_every=int(_number(run, "run.checkpoint_every", "checkpoint_every", 2000,
-                                     lo=1, integer=True)),
-        max_failures=int(_number(run, "run.max_failures", "max_failures", 2, lo=0,
-                                 integer=True)),
+        cpus_per_trial=check_resource(res, "cpus_per_trial", Spec.cpus_per_trial, zero=False),
+        gpus_per_trial=check_resource(res, "gpus_per_trial", Spec.gpus_per_trial, zero=True),
+        pack=int(_number(run, "run.pack", "pack", Spec.pack, lo=1, integer=True)),
+        pack_set="pack" in run,
+        checkpoint_every=int(_number(run, "run.checkpoint_every", "checkpoint_every",
+                                     Spec.checkpoint_every, lo=1, integer=True)),
+        max_failures=int(_number(run, "run.max_failures", "max_failures", Spec.max_failures,
+                                 lo=0, integer=True)),
         storage=check_storage(run.get("storage")),
         callbacks=_callbacks(run.get("callbacks", [])), text=text)
 
@@ -129,14 +147,6 @@ def _callbacks(v: Any) -> tuple[str, ...]:
                         "Tune Callback classes, e.g. [\"ray.air.integrations.mlflow."
                         "MLflowLoggerCallback\"]")
     return tuple(v)
-
-
-def coerce_in(where: str, key: str, value: Any) -> Any:
-    """A TOML value as the field's type: a number must be a TOML number, not a string."""
-    try:
-        return coerce(key, value, strict=True)
-    except ConfigError as e:
-        raise e.rekey(where) from None
 
 
 def _only(table: dict, allowed: tuple[str, ...], prefix: str) -> None:
@@ -220,7 +230,6 @@ def _number(t: dict, where: str, key: str, default: float, *, lo: float,
 def preset_config(spec: Spec):
     """The preset with the spec's own task and model: what a key set in [fixed] or
     [grid] is compared with when a bound names the key that exceeded it."""
-    from trainer import build
 
     try:
         return build(preset(spec.preset), spec.user)
@@ -230,7 +239,6 @@ def preset_config(spec: Spec):
 
 def base_config(spec: Spec):
     """The preset with the spec's fixed overrides (validated)."""
-    from trainer import build
 
     try:
         return build(preset(spec.preset), {**spec.user, **spec.fixed})

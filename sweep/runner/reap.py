@@ -28,7 +28,7 @@ import signal
 import time
 from pathlib import Path
 
-from sweep.study import SMALL, read_regular
+from sweep.store.study import SMALL, read_regular
 from trainer.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)

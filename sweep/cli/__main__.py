@@ -1,0 +1,5 @@
+import sys
+
+from sweep.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,31 @@
+"""results.csv rows: one per member, from its pack's history (metrics.csv) or its
+error. Written by the recorder and the collector while a sweep runs, and by repair."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from sweep.plan.trial import MemberState
+from trainer import TrainConfig
+from trainer.schema import LAST, RESULT_METRICS
+
+# What a trial's last report says about the run (sweep.runner.trainable), kept per row.
+INFO = ("node", "resumed_from", "train_seconds", "warnings")
+
+
+def completed_rows(members: list[TrainConfig], key: str, name: str, h: pd.DataFrame,
+                   info: dict[str, Any]) -> list[dict[str, Any]]:
+    """results.csv rows of a finished pack, from its history (metrics.csv)."""
+    last = h[h.step == h.step.max()].set_index("config_hash")
+    return [dict(member_row(m, key, name, MemberState.COMPLETED), **info,
+                 **{LAST + c: last.loc[m.config_hash(), c] for c in RESULT_METRICS})
+            for m in members]
+
+
+def member_row(m: TrainConfig, key: str, exp: str, status: str) -> dict[str, Any]:
+    r = m.resolved()
+    r["train_digits"] = ",".join(map(str, m.train_digits))
+    r["test_digits"] = ",".join(map(str, m.test_digits))
+    return dict(config_hash=m.config_hash(), status=status, trial_id=key, experiment=exp, **r)
