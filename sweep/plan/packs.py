@@ -80,20 +80,22 @@ def expand(spec: Spec) -> list[TrainConfig]:
     """Every grid point as a validated member config."""
     base = base_config(spec)
     keys = list(spec.grid)
+    combos = [dict(zip(keys, c)) for c in itertools.product(*spec.grid.values())]
     out = []
-    for combo in itertools.product(*spec.grid.values()):
-        over = dict(zip(keys, combo))
-        over["checkpoint_every"] = spec.checkpoint_every
-        over["threads"] = max(1, int(spec.cpus_per_trial))
-        over["device"] = "auto" if spec.gpus_per_trial > 0 else "cpu"
+    for i, over in enumerate([*combos, *spec.points]):
+        over = dict(over, checkpoint_every=spec.checkpoint_every,
+                    threads=max(1, int(spec.cpus_per_trial)),
+                    device="auto" if spec.gpus_per_trial > 0 else "cpu")
         try:
             out.append(build(base, over))
         except ConfigError as e:
-            where = f"grid.{e.key}" if e.key in spec.grid else (
-                f"fixed.{e.key}" if e.key in spec.fixed else e.key)
-            point = ", ".join(f"{k}={v}" for k, v in zip(keys, combo))
-            raise SpecError(where, f"{e.reason} (at grid point {point})") \
-                from None
+            what = "grid" if i < len(combos) else "refine"
+            where = f"grid.{e.key}" if e.key in spec.grid and what == "grid" else (
+                f"fixed.{e.key}" if e.key in spec.fixed else f"{what}.{e.key}")
+            point = ", ".join(f"{k}={over[k]}" for k in (keys if what == "grid" else over)
+                              if k in over and k not in ("checkpoint_every", "threads",
+                                                         "device"))
+            raise SpecError(where, f"{e.reason} (at {what} point {point})") from None
 
     return complete(out, spec.code)  # your task: B from one call of it; bad code refused
 
@@ -108,7 +110,7 @@ def _cell_key(m: TrainConfig) -> str:
 
 
 def make_plan(spec: Spec, completed: set[str] = frozenset()) -> Plan:  # type: ignore[assignment]
-    members = expand(spec)
+    members = _unique_points(spec, expand(spec))
     seen: dict[str, int] = {}
     todo: dict[str, list[TrainConfig]] = {}
     for i, m in enumerate(members):
@@ -125,6 +127,19 @@ def make_plan(spec: Spec, completed: set[str] = frozenset()) -> Plan:  # type: i
             trials.append(Trial.pack(group[i : i + size]))
     done = sum(1 for m in members if m.config_hash() in completed)
     return Plan(tuple(members), tuple(trials), done, _code.notes(members, spec.code))
+
+
+def _unique_points(spec: Spec, members: list[TrainConfig]) -> list[TrainConfig]:
+    """The grid's members, then each explicit point that is not one of them (a point that
+    is already a member, of the grid or an earlier point, is that member: one run)."""
+    n = len(members) - len(spec.points)
+    have = {m.config_hash() for m in members[:n]}
+    out = members[:n]
+    for m in members[n:]:
+        if m.config_hash() not in have:
+            have.add(m.config_hash())
+            out.append(m)
+    return out
 
 
 def _duplicate(spec: Spec, i: int, j: int) -> None:

@@ -17,6 +17,7 @@ from sweep.plan.limits import (
     coerce_in,
     parse_toml,
 )
+from sweep.plan.refine import Refine, parse_refine
 from sweep.plan.trial import Resources
 from trainer import build, preset
 from trainer.config import DECAY_KEYS, FIELDS, MAX_INT
@@ -26,7 +27,7 @@ from trainer.presets import PRESETS, shown
 from trainer.user import arg_key
 
 SECTIONS = {
-    "top": ("name", "preset", "fixed", "grid", "resources", "run",
+    "top": ("name", "preset", "fixed", "grid", "resources", "run", "refine",
             "task", "model", "task_args", "model_args", "code"),  # the last five: sweep.plan.code
     "resources": ("cpus_per_trial", "gpus_per_trial"),
     "run": ("pack", "checkpoint_every", "max_failures", "storage", "callbacks"),
@@ -60,6 +61,11 @@ class Spec:
     user: dict[str, Any] = field(default_factory=dict)
     code: tuple[str, ...] = ()
     text: str = ""  # the TOML as given, saved with the study
+    # `[refine]`: rounds of proposed points after the grid (sweep.plan.refine)
+    refine: Refine | None = None
+    # Members beyond the grid, each a dict of overrides on top of [fixed] (a refinement
+    # round's proposals; planned after the grid's points, in this order)
+    points: tuple[dict[str, Any], ...] = ()
 
     @property
     def pack_given(self) -> bool:
@@ -135,7 +141,8 @@ def parse(text: str, base: Path | None = None) -> Spec:
         max_failures=int(_number(run, "run.max_failures", "max_failures", Spec.max_failures,
                                  lo=0, integer=True)),
         storage=check_storage(run.get("storage")),
-        callbacks=_callbacks(run.get("callbacks", [])), text=text)
+        callbacks=_callbacks(run.get("callbacks", [])), text=text,
+        refine=parse_refine(raw.get("refine")))
 
 
 def _callbacks(v: Any) -> tuple[str, ...]:
