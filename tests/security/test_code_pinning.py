@@ -11,7 +11,7 @@ import pytest
 
 from sweep.store import study as st
 from tests.security.conftest import one_line
-from tests.sweep.test_user_model_sweep import user_spec
+from tests.sweep.runner.test_user_model_sweep import user_spec
 
 MOD = "wds_user_pin"
 

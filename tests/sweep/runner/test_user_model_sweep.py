@@ -15,7 +15,7 @@ import pytest
 
 from tests.user_module import write
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MOD = "wds_user_sweep"
 
 SPEC = """
@@ -112,9 +112,9 @@ def test_bad_user_code_stops_run_before_ray(tmp_path, cli_env, edit, key):
 def test_two_worker_cluster_imports_the_user_model_only_through_code(tmp_path):
     spec = user_spec(tmp_path)
     env = dict(__import__("os").environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0")
-    r = subprocess.run([sys.executable, str(Path(__file__).with_name(
-        "user_multinode_driver.py")), str(spec), str(tmp_path / "study")], env=env,
-        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    driver = Path(__file__).resolve().parents[1] / "user_multinode_driver.py"  # tests/sweep
+    r = subprocess.run([sys.executable, str(driver), str(spec), str(tmp_path / "study")],
+                       env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     assert r.returncode == 0 and lines, r.stdout[-3000:] + r.stderr[-5000:]
     found = json.loads(lines[-1].removeprefix("RESULT "))

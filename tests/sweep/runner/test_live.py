@@ -16,7 +16,7 @@ import pytest
 
 import sweep
 from sweep.plan.packs import make_plan
-from tests.sweep.test_sweep import spec as tiny_spec
+from tests.sweep.runner.test_sweep import spec as tiny_spec
 
 
 def spec(wds=(0.0, 0.3), epochs=4):

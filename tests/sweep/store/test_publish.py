@@ -10,7 +10,7 @@ import pytest
 import sweep
 from sweep.plan.spec import SpecError
 from sweep.store.publish import export, import_
-from tests.sweep.test_sweep import assert_each_member_once, spec
+from tests.sweep.runner.test_sweep import assert_each_member_once, spec
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_import_refuses_edited_tables_a_used_directory_and_duplicates(published,
 
 def test_cli_import_of_the_committed_seed_study_plans_nothing_to_run(wdsweep, tmp_path) -> None:
     """docs/data/seed_lambda (run on a GPU) imports here and its spec has nothing left."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     r = wdsweep("import", root / "docs/data/seed_lambda", "--study", tmp_path / "s", timeout=120)
     assert r.returncode == 0, r.stderr
     r = wdsweep("run", root / "studies/seed_lambda.toml", "--study", tmp_path / "s",

@@ -12,7 +12,7 @@ import sweep
 from sweep.plan.packs import make_plan
 from sweep.plan.spec import load
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SPECS = sorted([*ROOT.glob("examples/**/*.toml"), *ROOT.glob("studies/*.toml"),
                 *ROOT.glob("docs/data/**/specs/*.toml")])
 

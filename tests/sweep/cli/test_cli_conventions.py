@@ -18,7 +18,7 @@ from sweep.cli.main import PRESETS, _parser
 from sweep.plan.packs import make_plan
 from sweep.plan.spec import load, parse
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "examples" / "demo.toml"
 
 
@@ -99,7 +99,7 @@ eval_every = 8
 weight_decay = [0.2]
 [run]
 checkpoint_every = 8
-callbacks = ["tests.sweep.test_cli_conventions.Recorder"]
+callbacks = ["tests.sweep.cli.test_cli_conventions.Recorder"]
 """)
     assert sweep.run(s, tmp_path / "study")["completed"] == 1
     rec = [json.loads(x) for x in (tmp_path / "record.jsonl").read_text().splitlines()]
