@@ -42,7 +42,7 @@ def spec_path(path: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from sweep.runner import driver as _driver  # lazy: each command imports only what it runs
 
-    spec = spec_mod.load(spec_path(args.spec))
+    spec = _load(spec_path(args.spec), getattr(args, "sets", []))
     if args.study.exists() and not args.study.is_dir():
         raise SpecError("--study", f"{args.study} exists and is not a directory")
     out = _driver.run(spec, args.study, address=args.address, dry_run=args.dry_run,
@@ -52,6 +52,21 @@ def run(args: argparse.Namespace) -> int:
     elif args.json:
         _json(out)
     return _after(args, out)
+
+
+def _load(path: Path, sets: list[str]) -> spec_mod.Spec:
+    """The spec file, with `--set KEY=VALUE` overrides applied to its TOML before it is
+    checked (sweep.cli.overrides): a bad value is refused naming its spec field."""
+    if not sets:
+        return spec_mod.load(path)
+    from sweep.cli.overrides import apply  # lazy: each command imports only what it runs
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        spec_mod.load(path)  # its one line: cannot read it, or not UTF-8
+        raise
+    return spec_mod.parse(apply(text, sets), path.parent)
 
 
 def _json(obj: Any) -> None:
@@ -64,13 +79,15 @@ def _print_plan(plan: dict[str, Any], as_json: bool) -> None:
         _json(plan)
         return
     print(plan["summary"])
-    print(f"{'trial':<13} {'weight_decay':>12} {'seed':>5} {'b':>5} {'B':>7} {'T':>8}  "
-          "config_hash")
+    # T is epochs, as in the rule λ_norm·sqrt(b/(B·T)) and the report; steps are steps.
+    print(f"{'trial':<13} {'weight_decay':>12} {'seed':>5} {'b':>5} {'B':>7} {'T':>7} "
+          f"{'steps':>8}  config_hash")
     for t in plan["trials"]:
         for m in t["members"]:
             print(f"{t['key']:<13} {m['weight_decay']:>12.4g} {m['seed']:>5} "
-                  f"{m['batch_size']:>5} {m['train_size']:>7} {m['total_steps']:>8}  "
-                  f"{m['config_hash']}")
+                  f"{m['batch_size']:>5} {m['train_size']:>7} {m['epochs']:>7.4g} "
+                  f"{m['total_steps']:>8}  {m['config_hash']}")
+    print("T: epochs of the training set; steps: T x floor(B / b), the member's steps")
 
 
 def _report_stale(study: Path) -> bool:
@@ -110,6 +127,21 @@ def resume(args: argparse.Namespace) -> int:
     _need_study(args.study)
     out = _driver.resume(args.study, retry_errored=args.retry_errored, address=args.address,
                          trust_code=args.trust_code, yes=args.yes)
+    if args.json:
+        _json(out)
+    return _after(args, out)
+
+
+def refine(args: argparse.Namespace) -> int:
+    from sweep.runner import driver as _driver  # lazy: each command imports only what it runs
+
+    _need_study(args.study)
+    if args.rounds is not None and args.rounds < 1:
+        raise SpecError("--rounds", f"got {args.rounds}; allowed: an integer >= 1")
+    if args.budget is not None and not args.budget > 0:
+        raise SpecError("--budget", f"got {args.budget:g}; allowed: member-steps > 0")
+    out = _driver.refine(args.study, rounds=args.rounds, budget=args.budget,
+                         address=args.address, trust_code=args.trust_code, yes=args.yes)
     if args.json:
         _json(out)
     return _after(args, out)
@@ -170,17 +202,22 @@ def status(args: argparse.Namespace) -> int:
           f" (driver {'running' if s['driver_alive'] else 'not running'})")
     for e in s["experiments"]:
         print(f"  {e['name']}: {e['status']}")
-    if s["members"]:
-        print(f"  {'trial':<13} {'weight_decay':>12} {'seed':>4} {'b':>4} {'B':>6} {'T':>7} "
-              f"{'status':<10} {'step':>7} {'test_acc':>8} {'ETA':>8}")
+    if s["members"]:  # T in epochs (as in the report); steps done / the member's steps
+        print(f"  {'trial':<13} {'weight_decay':>12} {'seed':>4} {'b':>4} {'B':>6} {'T':>6} "
+              f"{'status':<10} {'steps':>15} {'test_acc':>8} {'ETA':>8}")
     for m in s["members"]:
         acc = "" if m["test_acc"] is None else f"{m['test_acc']:.3f}"
-        step = "" if m["step"] is None else str(m["step"])
+        steps = f"{_or_dash(m['step'])}/{_or_dash(m['total_steps'])}"
         eta = "" if m["eta_s"] is None else _fmt_s(m["eta_s"])
+        epochs = "-" if m.get("epochs") is None else f"{m['epochs']:.4g}"
         print(f"  {m['trial'] or '':<13} {m['weight_decay']:>12.4g} {m['seed']:>4} "
-              f"{m['batch_size']:>4} {m['train_size']:>6} {m['total_steps']:>7} "
-              f"{m['status']:<10} {step:>7} {acc:>8} {eta:>8}")
+              f"{m['batch_size']:>4} {m['train_size']:>6} {epochs:>6} "
+              f"{m['status']:<10} {steps:>15} {acc:>8} {eta:>8}")
     return 0
+
+
+def _or_dash(v: Any) -> str:
+    return "-" if v is None else str(v)
 
 
 def _fmt_s(s: float) -> str:

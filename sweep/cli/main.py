@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import sys
+import traceback
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -74,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
                         "examples/NAME.toml is taken from the installed package)")
     r.add_argument("--study", required=True, type=Path,
                    help="study directory (created; an existing study is extended)")
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec key before the spec is checked, dotted as in the "
+                        "file (fixed.lr=0.01, run.pack=4, grid.seed=[0,1], name=x); VALUE is "
+                        "a TOML value, else a string; repeatable")
     r.add_argument("--address", default=None, help=address)
     r.add_argument("--dry-run", action="store_true",
                    help="print the plan (every trial and member) and stop")
@@ -96,6 +101,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--trust-code", action="store_true", help=trust)
     s.add_argument("--yes", action="store_true",
                    help="resume even beyond the compute bounds")
+
+    rf = add("refine", "more refinement rounds on a study run with [refine]")
+    rf.add_argument("study", type=Path, help="study directory")
+    rf.add_argument("--rounds", type=int, default=None,
+                    help="rounds to run beyond those recorded (default: up to the spec's)")
+    rf.add_argument("--budget", type=float, default=None,
+                    help="a new total of member-steps for all rounds (default: the spec's)")
+    rf.add_argument("--address", default=None, help=address)
+    rf.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
+    rf.add_argument("--no-report", action="store_true", help="skip the analysis report")
+    rf.add_argument("--ray-logs", action="store_true", help=ray_logs)
+    rf.add_argument("--trust-code", action="store_true", help=trust)
+    rf.add_argument("--yes", action="store_true", help="run even beyond the compute bounds")
 
     rp = add("repair", "rebuild a damaged study's tables from its checkpoints")
     rp.add_argument("study", type=Path, help="study directory")
@@ -123,7 +141,9 @@ def _parser() -> argparse.ArgumentParser:
     a = add("analyze", "best lambda per cell, scaling-rule fit, HTML report")
     a.add_argument("path", type=Path, help="study dir (also a running one: its completed "
                    "members), Ray Tune experiment dir, CSV or Parquet")
-    a.add_argument("--out", required=True, type=Path, help="directory for the report")
+    a.add_argument("--out", type=Path, default=None,
+                   help="directory for the report (default: STUDY/report for a study; "
+                        "required for anything else)")
     a.add_argument("--json", action="store_true",
                    help="print the fit (fit.json), the report's path and member counts as "
                         "JSON on stdout")
@@ -168,7 +188,7 @@ def _train(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "train":
         return _train(args)
-    if args.cmd in ("run", "resume", "status", "repair", "export", "import"):
+    if args.cmd in ("run", "resume", "refine", "status", "repair", "export", "import"):
         from sweep.cli import commands as _commands  # lazy: each command imports only what it runs
 
         return getattr(_commands, args.cmd.replace("import", "import_"))(args)
@@ -216,22 +236,71 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except WdsweepError as e:  # BadInput, StudyDamaged: exit 2; Fault: exit 1
         kind = "error" if e.exit_code == EXIT_BAD_INPUT else "fault"
-        print(f"wdsweep {args.cmd}: {kind}: {e}", file=sys.stderr)
+        _say(f"wdsweep {args.cmd}: {kind}: {e}")
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _say("interrupted")
         return 130
     except MemoryError:
-        print(f"wdsweep {args.cmd}: error: out of memory; allowed: a smaller model or pack",
-              file=sys.stderr)
+        _say(f"wdsweep {args.cmd}: error: out of memory; allowed: a smaller model or pack")
         return EXIT_FAULT
     except OSError as e:  # a fault of the machine, not of the input: one line, exit 1
         if isinstance(e, BrokenPipeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         where = f" ({e.filename})" if e.filename else ""
-        print(f"wdsweep {args.cmd}: fault: {e.strerror or e}{where}", file=sys.stderr)
+        _say(f"wdsweep {args.cmd}: fault: {e.strerror or e}{where}")
         return EXIT_FAULT
+    except Exception as e:  # noqa: BLE001 -- Ray's own errors one line; anything else raises
+        if not _from_ray(e):
+            raise
+        logging.getLogger("sweep.cli").debug("Ray's error, whole:", exc_info=True)
+        inner = e.__cause__ or e.__context__  # wdsweep's own error, raised inside Tune
+        code = inner.exit_code if isinstance(inner, WdsweepError) else EXIT_FAULT
+        kind = "error" if code == EXIT_BAD_INPUT else "fault"
+        _say(f"wdsweep {args.cmd}: {kind}: {_ray_failure(e, getattr(args, 'study', None))}")
+        return code
+
+
+def _say(line: str) -> None:
+    """The command's last line, on stderr, after clearing a progress line drawn there."""
+    progress = sys.modules.get("sweep.runner.progress")  # loaded only if a sweep ran
+    if progress is not None:
+        progress.clear_line()
+    print(line, file=sys.stderr)
+
+
+def _from_ray(e: BaseException) -> bool:
+    return type(e).__module__.partition(".")[0] == "ray"
+
+
+def _ray_failure(e: BaseException, study: Path | None) -> str:
+    """What stopped Ray Tune, in one line. Tune stops a sweep when code it calls in the
+    driver raises -- a callback or tracker (`[run] callbacks`, `sweep.run(callbacks=)`)
+    -- and wraps that error in a page of its own tracebacks ending in advice to use
+    `Tuner.restore`; a wdsweep study continues with `wdsweep resume` instead."""
+    inner = e.__cause__ or e.__context__
+    if isinstance(inner, WdsweepError):  # one line already, naming its key
+        again = f"`wdsweep resume {study}`" if study is not None else "run it again"
+        return f"{inner}; the sweep stopped: fix it, then {again}"
+    if inner is not None and not _from_ray(inner):
+        said = _first_line(inner)
+        where = [f for f in traceback.extract_tb(inner.__traceback__)
+                 if f"{os.sep}ray{os.sep}" not in f.filename]
+        at = f" (in {where[-1].name}, {where[-1].filename}:{where[-1].lineno})" if where else ""
+        what = f"{type(inner).__name__}{': ' + said if said else ''}{at}"
+    else:
+        lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+        last = lines[-1].strip() if lines else ""
+        what = f"{type(e).__name__}{': ' + last if last else ''}"
+    again = f"`wdsweep resume {study}`" if study is not None else "run it again"
+    return (f"Ray Tune stopped: {what}; fix it (a callback or tracker: run.callbacks), then "
+            f"{again} (-v shows the traceback)")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
 
 
 if __name__ == "__main__":

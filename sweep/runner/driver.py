@@ -33,6 +33,7 @@ from sweep.plan.members import member_table
 from sweep.plan.packs import make_plan
 from sweep.plan.spec import Spec, SpecError
 from sweep.plan.trial import ExpState, MemberState, Resources, Trial
+from sweep.runner import refine as _refine
 from sweep.runner.callbacks import saved_callbacks as _saved_callbacks
 from sweep.runner.callbacks import spec_callbacks as _spec_callbacks
 from sweep.runner.collect import collect
@@ -99,8 +100,11 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
     `callbacks`: Ray Tune Callback instances (MLflow, W&B, ...) added to the spec's
     `run.callbacks`. A dry run returns the plan (`plan`) and runs nothing. Your code
     directories must hold what the study recorded when it used them (`trust_code`
-    accepts a changed tree, saying what changed)."""
-
+    accepts a changed tree, saying what changed). A spec with `[refine]` runs its grid,
+    then rounds of proposed points (sweep.runner.refine)."""
+    if spec.refine is not None and not dry_run:
+        return _refine.run(spec, study, _RUNNER, address=address, yes=yes,
+                           callbacks=callbacks, trust_code=trust_code)
     check_grid_size(spec, yes)  # before expanding: a huge grid is refused in milliseconds
     state = st.check(study)
     require_trust(study, state, trust_code)  # an extension seals the study's record again
@@ -114,8 +118,10 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
         before_import(address)
     cbs = [*_spec_callbacks(spec), *callbacks]
     if dry_run:
+        summary = plan.summary(spec.cpus_per_trial) + _refine.dry_run_note(spec)
         return {"planned": len(plan.trials), "ran": 0, "plan": dict(
-            plan.record(spec.cpus_per_trial), summary=plan.summary(spec.cpus_per_trial))}
+            plan.record(spec.cpus_per_trial), summary=summary,
+            refine=spec.refine.as_dict() if spec.refine else None)}
     st.refuse_if_busy(study)
     _refuse_if_interrupted(study)
     if not plan.trials:
@@ -168,6 +174,9 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[Trial],
     uri = f"{root}/{name}"
     if "://" not in root:  # local or NFS storage: Tune must write nowhere a link points
         st.check_tree(study, Path(root))
+    from sweep.runner.trackers import prepare  # lazy: Ray only when a sweep runs
+
+    prepare(cbs, study.resolve(), state, name)  # MLflow set up (or refused) before the record
     try:  # build the Tuner before the study records the experiment
         tuner, progress, live = _tuner(trials, study, uri, name, res, cbs)
     except OSError as e:
@@ -319,4 +328,16 @@ def _save_spec(study: Path, spec: Spec, name: str) -> None:
     atomic_write_bytes(study / "spec.toml", spec.text.encode())
 
 
-__all__ = ["resume", "run", "status"]
+__all__ = ["refine", "resume", "run", "status"]
+
+
+def refine(study: Path, *, rounds: int | None = None, budget: float | None = None,
+           address: str | None = None, callbacks: list[Any] = (), trust_code: bool = False,
+           yes: bool = False) -> dict[str, Any]:
+    """More refinement rounds on a study run with `[refine]` (`wdsweep refine STUDY`):
+    `rounds` more than it has, `budget` a new total of member-steps."""
+    return _refine.more(study, _RUNNER, rounds=rounds, budget=budget, address=address,
+                        callbacks=callbacks, trust_code=trust_code, yes=yes)
+
+
+_RUNNER = _refine.Runner(run=run, resume=resume, require_trust=require_trust)

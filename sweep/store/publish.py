@@ -68,6 +68,8 @@ def export(study: Path, dest: Path) -> dict[str, Any]:
                 "tables": tables,
                 "experiments": [{k: e[k] for k in ("name", "status")}
                                 for e in state["experiments"]]}
+    if "refine" in state:  # its rounds as data; the spec stays home (sweep.runner.refine)
+        manifest["refine"] = {k: v for k, v in state["refine"].items() if k != "spec"}
     st.write_json(dest / MANIFEST, manifest)
     return manifest
 
@@ -179,6 +181,12 @@ def import_(src: Path, study: Path, *, max_bytes: int = MAX_BYTES,
              "experiments": [{"name": "imported", "uri": str(src.resolve()),
                               "status": "imported", "created": time.time(),
                               "members": res["config_hash"].tolist(), "trials": []}]}
+    if "refine" in manifest:  # the rounds that made the tables, as data (never a spec)
+        rec = st.checked_refine(manifest["refine"])
+        if rec is None or "spec" in rec:
+            raise SpecError(MANIFEST, f"{src / MANIFEST}: its refine record is not one "
+                            "`wdsweep export` writes")
+        state["refine"] = rec
     with st.locked(study):  # makes the study; its .lock marks it as one (sweep.cli.analyze)
         _copy_specs(src / "specs", study / "specs")
         st.write_tables(study, res, frames[st.HISTORY], state)

@@ -3,7 +3,8 @@
 A member is completed or errored as results.csv says (rows land there when their
 trial completes), running with its step, latest test accuracy and ETA as the
 running driver's STUDY/status.json says, and pending otherwise (its λ, seed, b, B,
-T from the experiments' plan records)."""
+T from the experiments' plan records). T is in epochs (`epochs`), as in the report;
+`total_steps` and `step` are steps."""
 
 from __future__ import annotations
 
@@ -46,22 +47,38 @@ def status(study: Path) -> dict[str, Any]:
             "driver_alive": alive,
             "experiments": [{k: e[k] for k in ("name", "status")} for e in state["experiments"]],
             "trials": live.get("per_trial", []) if alive else [],
-            "members": members}
+            "members": members, **_refinement(state)}
+
+
+def _refinement(state: dict[str, Any]) -> dict[str, Any]:
+    """A refined study's rounds (sweep.runner.refine): each one's experiment, points,
+    member-steps and reason, and the stop once there is one."""
+    rec = state.get("refine")
+    if not isinstance(rec, dict):
+        return {}
+    keys = ("experiment", "points", "member_steps", "reason")
+    return {"refine": dict(
+        settings=rec.get("settings"), stop=rec.get("stop"), stop_reason=rec.get("stop_reason"),
+        spent=rec.get("spent"),
+        rounds=[{k: r.get(k) for k in keys} for r in rec.get("rounds", [])
+                if isinstance(r, dict)])}
 
 
 _COLS = ("weight_decay", "seed", "batch_size", "train_size", "total_steps")
 
 
 def _members(study: Path, state: dict[str, Any], res, live: dict[str, Any]) -> list[dict]:
-    """One row per member: its λ (PyTorch units), seed, b, B, T, status, step, latest
-    test accuracy, ETA (seconds, running members only), trial and experiment."""
+    """One row per member: its λ (PyTorch units), seed, b, B, T (`epochs`; and
+    `total_steps`), status, step, latest test accuracy, ETA (seconds, running members
+    only), trial and experiment."""
 
     rows: dict[str, dict[str, Any]] = {}
     for e in state["experiments"]:  # planned: pending unless a later source says more
         for t in _records.read_plan(study, e):
             for row in member_table(t.members).values():
                 rows[row["config_hash"]] = dict(
-                    {c: row[c] for c in _COLS}, config_hash=row["config_hash"],
+                    {c: row[c] for c in _COLS}, epochs=row.get("epochs_T"),
+                    config_hash=row["config_hash"],
                     status="pending", step=None, test_acc=None, eta_s=None, trial=t.key,
                     experiment=e["name"])
     for t in live.get("per_trial", []):
@@ -72,7 +89,8 @@ def _members(study: Path, state: dict[str, Any], res, live: dict[str, Any]) -> l
     for r in ([] if res.empty else res.to_dict("records")):
         done = r["status"] == "completed"
         rows[r["config_hash"]] = dict(
-            {c: _plain(r.get(c)) for c in _COLS}, config_hash=r["config_hash"],
+            {c: _plain(r.get(c)) for c in _COLS}, epochs=_plain(r.get("epochs_T")),
+            config_hash=r["config_hash"],
             status=r["status"], step=_plain(r.get("total_steps")) if done else None,
             test_acc=_plain(r.get("last_test_acc")) if done else None, eta_s=None,
             trial=r.get("trial_id"), experiment=r.get("experiment"))

@@ -119,6 +119,33 @@ def _check_shape(study: Path, state: Any) -> None:
             raise StudyDamaged(study, STATE, "an imported experiment lists trials")
     if len(set(names)) != len(names):
         raise StudyDamaged(study, STATE, "names one experiment twice")
+    if "refine" in state and checked_refine(state["refine"]) != state["refine"]:
+        raise StudyDamaged(study, STATE, "its refine record is not one wdsweep writes")
+
+
+_ROUND = {"experiment": str, "points": int, "member_steps": (int, float), "reason": str,
+          "cells": list}
+
+
+def checked_refine(rec: Any) -> dict[str, Any] | None:
+    """A refinement record (sweep.runner.refine) as data: the settings, the spec's text,
+    the rounds (each a known experiment name and counts) and the stop; anything else
+    in it is dropped. None if it is not one."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("rounds"), list):
+        return None
+    out: dict[str, Any] = {k: rec[k] for k in ("settings", "spec", "stop", "stop_reason",
+                                                "spent", "final") if k in rec}
+    if not all(isinstance(out.get(k, ""), str) for k in ("spec", "stop", "stop_reason")) \
+            or not isinstance(out.get("settings", {}), dict):
+        return None
+    rounds = []
+    for r in rec["rounds"]:
+        if not (isinstance(r, dict) and set(r) <= set(_ROUND)
+                and all(isinstance(r.get(k), t) for k, t in _ROUND.items() if k in r)
+                and isinstance(r.get("experiment"), str) and EXP_NAME.match(r["experiment"])):
+            return None
+        rounds.append(r)
+    return dict(out, rounds=rounds)
 
 
 def write_state(study: Path, state: dict[str, Any], sign: bool = True) -> None:

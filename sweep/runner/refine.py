@@ -1,0 +1,209 @@
+"""Closed-loop refinement of a study (`[refine]` in a spec, `wdsweep refine STUDY`).
+
+Rounds of run -> analyze -> propose -> extend, until every cell's λ*, onset and collapse
+edge meet the target half-width, the budget is spent, nothing more would help, or the
+rounds are used up; the record says which. Round 0 is the spec's grid. Each later round
+is one plain experiment of the study planned from the proposed points (`Spec.points`),
+so `resume`, `status`, `export`/`import` and the analysis see ordinary members. The
+proposals come from the analysis' own estimates (`analysis._refine.propose`). The driver
+hands this module its `run` / `resume` (`Runner`): the loop runs experiments the way
+`wdsweep run` does, and the driver stays the one module that starts Tune.
+
+study.json's `refine` (sealed with the rest) holds the settings, the spec's text
+(`wdsweep refine STUDY` plans from it, never from the study's spec.toml) and each round:
+its experiment, points, member-steps, the half-widths it started from, and the stop.
+A driver killed mid-round leaves its experiment `running`: the next `refine` (or
+`resume`) finishes it first, and no proposal repeats a member the study has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sweep.plan.refine import Refine
+from sweep.plan.spec import Spec, parse
+from sweep.plan.trial import ExpState, MemberState
+from sweep.store import study as st
+from trainer.config import DECAY_KEYS
+from trainer.errors import SpecError
+
+log = logging.getLogger(__name__)
+NOT_CELL = (*DECAY_KEYS, "seed", "data_seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Runner:
+    """The driver's entry points the loop uses (sweep.runner.driver)."""
+    run: Callable[..., dict[str, Any]]  # run(spec, study, **kw): one plain experiment
+    resume: Callable[..., dict[str, Any]]  # resume(study, **kw)
+    require_trust: Callable[[Path, dict[str, Any], bool], None]
+
+
+def run(spec: Spec, study: Path, runner: Runner, **kw: Any) -> dict[str, Any]:
+    """The grid (round 0), then rounds of proposals (the spec's `[refine]`)."""
+    cfg = spec.refine
+    assert cfg is not None
+    unit, cell_keys, seeds = design(spec)
+    out = runner.run(_plain(spec), study, **kw)
+    _start(study, spec, cfg)
+    rounds = _rounds(spec, study, cfg, unit, cell_keys, seeds, runner, **kw)
+    return {**out, **rounds, **{k: (out.get(k) or 0) + rounds[k] for k in ("ran", "errored")}}
+
+
+def more(study: Path, runner: Runner, *, rounds: int | None = None,
+         budget: float | None = None, trust_code: bool = False, **kw: Any) -> dict[str, Any]:
+    """`wdsweep refine STUDY`: finish an interrupted round, then more rounds (`rounds`
+    more than recorded, `budget` a new total), from the spec study.json recorded."""
+    with st.locked(study):
+        state = st.check(study)
+        runner.require_trust(study, state, trust_code)
+    rec = state.get("refine")
+    if not isinstance(rec, dict) or not isinstance(rec.get("spec"), str):
+        raise SpecError("study", f"{study} was not run with a [refine] section; allowed: a "
+                        "study whose spec has one (`wdsweep run SPEC` with [refine])")
+    spec = parse(rec["spec"])
+    cfg = spec.refine or Refine(budget=0)
+    done = len(rec.get("rounds", []))
+    cfg = dataclasses.replace(cfg, rounds=done + rounds if rounds is not None else cfg.rounds,
+                              budget=float(budget) if budget is not None else cfg.budget)
+    if any(e["status"] == ExpState.RUNNING for e in state["experiments"]):
+        runner.resume(study, trust_code=trust_code, **_resume_kw(kw))
+    unit, cell_keys, seeds = design(spec)
+    return _rounds(spec, study, cfg, unit, cell_keys, seeds, runner, trust_code=trust_code,
+                   **kw)
+
+
+def design(spec: Spec) -> tuple[str, list[str], list[int]]:
+    """The grid's decay unit, its cell axes and the seeds a cell may grow into."""
+    units = [k for k in spec.grid if k in DECAY_KEYS]
+    if not units:
+        raise SpecError("refine", "needs the decay as a [grid] axis (weight_decay, "
+                        "decay_per_step or lambda_norm) to refine in")
+    cell_keys = [k for k in spec.grid if k not in NOT_CELL]
+    odd = [k for k in cell_keys if "." in k]
+    if odd:
+        raise SpecError("refine", f"cannot refine over the axis {odd[0]} yet; allowed: "
+                        "grid axes of the trainer's own config")
+    grid_seeds = [int(s) for s in spec.grid.get("seed", [spec.fixed.get("seed", 0)])]
+    seeds = list(spec.refine.seeds) if spec.refine and spec.refine.seeds else \
+        grid_seeds + [max(grid_seeds) + i for i in (1, 2, 3)]
+    return units[0], cell_keys, seeds
+
+
+def dry_run_note(spec: Spec) -> str:
+    """What a refined study will do after its grid (`wdsweep run --dry-run`)."""
+    if spec.refine is None:
+        return ""
+    design(spec)  # a spec that cannot be refined is refused before anything runs
+    r = spec.refine
+    return (f"; then up to {r.rounds} refinement rounds until each cell's λ*, onset and "
+            f"collapse are within ±{r.target:g} in ln λ, {r.budget:,.0f} member-steps in all "
+            "(the grid's included)")
+
+
+def _plain(spec: Spec, points: tuple[dict[str, Any], ...] = ()) -> Spec:
+    return dataclasses.replace(spec, refine=None, points=points)
+
+
+def _start(study: Path, spec: Spec, cfg: Refine) -> None:
+    with st.locked(study):
+        state = st.check(study)
+        rec = state.setdefault("refine", {"rounds": []})
+        rec.update(settings=cfg.as_dict(), spec=spec.text)
+        st.write_state(study, state)
+
+
+def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str],
+            seeds: list[int], runner: Runner, **kw: Any) -> dict[str, Any]:
+    from analysis._refine import propose  # lazy: the analysis (numpy, scipy)
+
+    ran = {"ran": 0, "errored": 0}
+    while True:
+        res = st.read_results(study)
+        ok = res[res.status == MemberState.COMPLETED] if not res.empty else res
+        spent = float(res["total_steps"].sum()) if not res.empty else 0.0
+        rounds = st.check(study)["refine"]["rounds"]
+        if len(rounds) >= cfg.rounds:
+            return ran | _stop(study, "rounds", f"{len(rounds)} rounds done", spent)
+        missing = [c for c in (*cell_keys, unit) if not ok.empty and c not in ok]
+        if missing:
+            raise SpecError("refine", f"results.csv has no column {missing[0]}")
+        steps = _steps_per_cell(ok, cell_keys)
+        prop = propose(ok, cell_keys=cell_keys, seeds=seeds, target=cfg.target,
+                       budget_left=max(0.0, cfg.budget - spent), decay_col=unit,
+                       steps=_cost(steps, cell_keys), bounds=cfg.range)
+        if prop.stop is not None:
+            return ran | _stop(study, prop.stop, prop.reason, spent, prop.cells)
+        points = tuple(_plain_point(p) for p in prop.points)
+        name = _record_round(study, prop, len(points))
+        log.info("refine round %d (%s): %d points, %s member-steps; %s", len(rounds) + 1,
+                 name, len(points), f"{prop.cost:,.0f}", prop.reason)
+        out = runner.run(_plain(spec, points), study, **kw)
+        ran = {k: ran[k] + (out.get(k) or 0) for k in ran}
+
+
+def _steps_per_cell(ok: pd.DataFrame, cell_keys: list[str]) -> dict[tuple, float]:
+    """Member-steps of one member of each cell (T, b and B fix them), from its rows."""
+    if ok.empty:
+        return {}
+    return {_cell(r, cell_keys): float(r["total_steps"])
+            for r in ok.drop_duplicates(cell_keys or ["total_steps"]).to_dict("records")}
+
+
+def _cost(steps: dict[tuple, float], cell_keys: list[str]) -> Callable[[dict], float]:
+    return lambda p: steps[_cell(p, cell_keys)]
+
+
+def _cell(p: dict[str, Any], cell_keys: list[str]) -> tuple:
+    return tuple(_py(p[k]) for k in cell_keys)
+
+
+def _py(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _plain_point(p: dict[str, Any]) -> dict[str, Any]:
+    """A proposal as trainer overrides: Python scalars (TOML's types), never numpy's."""
+    return {k: _py(v) for k, v in p.items()}
+
+
+def _halfwidths(cells) -> list[dict[str, Any]]:
+    return [dict(cell=c.cell, met=c.met, seeds=c.seeds,
+                 halfwidths={k: (None if not math.isfinite(v) else round(v, 4))
+                             for k, v in c.halfwidths.items()}) for c in cells]
+
+
+def _record_round(study: Path, prop, n: int) -> str:
+    with st.locked(study):
+        state = st.check(study)
+        name = f"exp-{len(state['experiments']):03d}"  # the experiment the driver starts next
+        state["refine"]["rounds"].append(dict(
+            experiment=name, points=n, member_steps=prop.cost, reason=prop.reason,
+            cells=_halfwidths(prop.cells)))
+        st.write_state(study, state)
+    return name
+
+
+def _stop(study: Path, stop: str, reason: str, spent: float, cells=()) -> dict[str, Any]:
+    with st.locked(study):
+        state = st.check(study)
+        rec = state["refine"]
+        rec.update(stop=stop, stop_reason=reason, spent=spent)
+        if cells:
+            rec["final"] = _halfwidths(cells)
+        st.write_state(study, state)
+    log.info("refine stopped (%s): %s; %s member-steps spent of %s", stop, reason,
+             f"{spent:,.0f}", f"{rec['settings']['budget']:,.0f}")
+    return {"refine_stop": stop, "refine_reason": reason, "refine_rounds": len(rec["rounds"]),
+            "member_steps_spent": spent}
+
+
+def _resume_kw(kw: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if k in ("address", "callbacks", "yes")}
