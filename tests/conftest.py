@@ -12,6 +12,8 @@ import pytest
 from tests.faults import FAULT_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
+# A plain helper module whose asserts should read like a test's (set before it is imported).
+pytest.register_assert_rewrite("tests.sweep._helpers")
 
 
 @pytest.fixture(scope="session")

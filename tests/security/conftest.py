@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sweep.store import trust as _trust
-from tests.sweep.cli.test_hardening import spec_text
+from tests.sweep._helpers import spec_text
 
 TINY = spec_text()  # the hardening tests' tiny study: 2 λ × 2 seeds, two packs
 

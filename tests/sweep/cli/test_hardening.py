@@ -11,26 +11,7 @@ import pytest
 import sweep
 from sweep.cli import main as cli
 from sweep.plan.spec import SpecError, parse
-
-TINY = """
-name = "h"
-preset = "tiny"
-[fixed]
-epochs = {epochs}
-train_size = 256
-eval_every = 8
-{fixed}
-[grid]
-{grid}
-[run]
-pack = 2
-checkpoint_every = 8
-max_failures = 0
-"""
-
-
-def spec_text(grid="weight_decay = [0.0, 0.1]\nseed = [0, 1]", fixed="", epochs=2):
-    return TINY.format(grid=grid, fixed=fixed, epochs=epochs)
+from tests.sweep._helpers import spec_text
 
 
 def one_line_error(r, *needles):

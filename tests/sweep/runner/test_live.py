@@ -16,11 +16,11 @@ import pytest
 
 import sweep
 from sweep.plan.packs import make_plan
-from tests.sweep.runner.test_sweep import spec as tiny_spec
+from tests.sweep._helpers import spec as tiny_spec
 
 
 def spec(wds=(0.0, 0.3), epochs=4):
-    """test_sweep's tiny spec, checkpointing every 16 steps."""
+    """The sweep tests' tiny spec, checkpointing every 16 steps."""
     return tiny_spec(wds, epochs, ckpt=16)
 
 

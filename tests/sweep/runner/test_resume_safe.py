@@ -20,6 +20,7 @@ from sweep.plan.spec import SpecError, parse
 from sweep.runner.reap import descendants
 from sweep.store.repair import repair
 from tests.faults import FAULT_DIR_ENV
+from tests.sweep._helpers import driver, exp_dir, wait_for
 
 SPEC = """
 name = "r"
@@ -63,12 +64,6 @@ def history(study: Path) -> pd.DataFrame:
         .reset_index(drop=True)
 
 
-def exp_dir(study: Path, name: str = "exp-000") -> Path:
-    (e,) = [e for e in json.loads((study / "study.json").read_text())["experiments"]
-            if e["name"] == name]
-    return Path(e["uri"])
-
-
 def test_resume_runs_no_planted_pickle_and_ends_bit_identical(ray_local, tmp_path,
                                                               fault_dir):
     s = parse(SPEC.format(epochs=6, storage=""))
@@ -90,20 +85,6 @@ def test_resume_runs_no_planted_pickle_and_ends_bit_identical(ray_local, tmp_pat
     clean = tmp_path / "clean"  # the same sweep, never interrupted
     sweep.run(s, clean)
     pd.testing.assert_frame_equal(history(study), history(clean))
-
-
-def _driver(args, env):
-    return subprocess.Popen([sys.executable, "-m", "sweep.cli", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _wait_for(pred, timeout=180):
-    t = time.time()
-    while time.time() - t < timeout:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def _some_done(study: Path) -> bool:
@@ -137,9 +118,9 @@ def test_sigkill_then_resume_from_trainer_checkpoints_with_planted_pickles(
         ray_address, tmp_path, cli_env):
     spec_file, study, marker = tmp_path / "s.toml", tmp_path / "study", tmp_path / "PWNED"
     spec_file.write_text(long_spec_text())
-    p = _driver(["run", spec_file, "--study", study, "--address", ray_address, "--no-report"],
-                cli_env)
-    assert _wait_for(lambda: _some_done(study)), p.communicate()[0]
+    p = driver(["run", spec_file, "--study", study, "--address", ray_address, "--no-report"],
+               cli_env)
+    assert wait_for(lambda: _some_done(study)), p.communicate()[0]
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=60)
     exp = exp_dir(study)
@@ -153,18 +134,6 @@ def test_sigkill_then_resume_from_trainer_checkpoints_with_planted_pickles(
     res = pd.read_csv(study / "results.csv")
     assert len(res) == 8 and (res.status == "completed").all()
     assert "Could not recover" not in r.stdout + r.stderr
-
-
-@pytest.fixture
-def s3_server():
-    moto_server = pytest.importorskip("moto.server")
-    with socket.socket() as so:
-        so.bind(("127.0.0.1", 0))
-        port = so.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.mark.slow
@@ -239,8 +208,8 @@ def test_embedded_ray_listens_on_loopback_only_and_a_killed_drivers_ray_is_reape
         ray_address, tmp_path, cli_env, wdsweep):
     spec_file, study = tmp_path / "s.toml", tmp_path / "study"
     spec_file.write_text(long_spec_text())
-    p = _driver(["run", spec_file, "--study", study, "--no-report"], cli_env)  # embedded Ray
-    assert _wait_for(lambda: _some_done(study)), p.communicate()[0]
+    p = driver(["run", spec_file, "--study", study, "--no-report"], cli_env)  # embedded Ray
+    assert wait_for(lambda: _some_done(study)), p.communicate()[0]
     ray_pids = descendants(p.pid)
     addrs = _listening([p.pid, *ray_pids])
     assert addrs, "Ray's processes should be listening somewhere"
@@ -252,7 +221,7 @@ def test_embedded_ray_listens_on_loopback_only_and_a_killed_drivers_ray_is_reape
     assert left, "a SIGKILLed driver leaves its Ray processes behind"
     r = wdsweep("status", study, timeout=120)  # the next command reaps them
     assert r.returncode == 0, r.stderr
-    assert _wait_for(lambda: not [q for q in ray_pids if _running(q)], timeout=30)
+    assert wait_for(lambda: not [q for q in ray_pids if _running(q)], timeout=30)
     r = wdsweep("resume", study, "--address", ray_address, "--no-report", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(pd.read_csv(study / "results.csv")) == 8

@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +19,7 @@ import pytest
 import sweep
 from sweep.plan.packs import make_plan
 from sweep.plan.spec import parse
+from tests.sweep._helpers import wait_for
 from trainer import METRIC_COLUMNS
 
 SPEC = """
@@ -71,15 +71,6 @@ def reference(ray_local, tmp_path_factory) -> Path:
     return study
 
 
-def _wait_for(pred, timeout: float = 180) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.mark.slow
 def test_a_sigkilled_driver_resumed_equals_the_uninterrupted_study(reference, ray_address,
                                                                   tmp_path, cli_env):
@@ -97,7 +88,7 @@ def test_a_sigkilled_driver_resumed_equals_the_uninterrupted_study(reference, ra
         steps = [t.get("step") or 0 for t in live.get("per_trial", [])]
         return any(s >= 80 for s in steps) and live["trials"]["completed"] < 4
 
-    assert _wait_for(mid_run), p.communicate()[0]
+    assert wait_for(mid_run), p.communicate()[0]
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=60)
     assert not (study / "results.csv").exists() or \

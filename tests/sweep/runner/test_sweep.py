@@ -4,8 +4,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,39 +11,7 @@ import pytest
 import sweep
 from sweep.plan.packs import make_plan
 from sweep.plan.spec import SpecError, parse
-
-SPEC = """
-name = "t"
-preset = "tiny"
-[fixed]
-epochs = {epochs}
-train_size = 256
-eval_every = 8
-[grid]
-weight_decay = {wds}
-seed = [0, 1]
-[run]
-pack = 2
-checkpoint_every = {ckpt}
-max_failures = 0
-"""
-
-
-def spec(wds=(0.0, 0.1), epochs=4, ckpt=8):
-    return parse(SPEC.format(wds=list(wds), epochs=epochs, ckpt=ckpt))
-
-
-def assert_each_member_once(study: Path, s):
-    res = pd.read_csv(study / "results.csv")
-    want = {m.config_hash() for m in make_plan(s).members}
-    assert set(res.config_hash) == want and len(res) == len(want)
-    assert (res.status == "completed").all()
-    hist = pd.read_csv(study / "history.csv")
-    per = hist.groupby("config_hash").step.apply(list)
-    steps = make_plan(s).members[0].total_steps
-    expected = list(range(8, steps + 1, 8)) + ([] if steps % 8 == 0 else [steps])
-    assert all(v == expected for v in per), "each member's history appears once, in order"
-    return res
+from tests.sweep._helpers import SPEC, assert_each_member_once, driver, exp_dir, spec, wait_for
 
 
 def test_a_sweep_completes_every_member_exactly_once(ray_local, tmp_path):
@@ -95,26 +61,6 @@ def test_an_erroring_trial_is_recorded_and_retried_from_its_checkpoint(ray_local
     assert res.loc[victim.config_hash(), "resumed_from"] == 32
 
 
-def _driver(args, cli_env):
-    return subprocess.Popen([sys.executable, "-m", "sweep.cli", *map(str, args)], env=cli_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _wait_for(pred, timeout=120):
-    t = time.time()
-    while time.time() - t < timeout:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def _experiment_dir(study: Path, name: str = "exp-000") -> Path:
-    (e,) = [e for e in json.loads((study / "study.json").read_text())["experiments"]
-            if e["name"] == name]
-    return Path(e["uri"])
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_a_killed_or_interrupted_driver_then_resume_loses_and_duplicates_nothing(
@@ -122,8 +68,8 @@ def test_a_killed_or_interrupted_driver_then_resume_loses_and_duplicates_nothing
     s = spec(wds=(0.0, 0.1, 0.3, 1.0), epochs=60, ckpt=40)
     spec_file, study = tmp_path / "s.toml", tmp_path / "study"
     spec_file.write_text(s.text)
-    p = _driver(["run", spec_file, "--study", study, "--address", ray_address, "--no-report"],
-                cli_env)
+    p = driver(["run", spec_file, "--study", study, "--address", ray_address, "--no-report"],
+               cli_env)
     status = study / "status.json"
 
     def some_done_some_running():
@@ -132,12 +78,12 @@ def test_a_killed_or_interrupted_driver_then_resume_loses_and_duplicates_nothing
         c = json.loads(status.read_text())["trials"]
         return c["completed"] >= 1 and c["running"] + c["pending"] >= 1
 
-    assert _wait_for(some_done_some_running), p.communicate()[0]
+    assert wait_for(some_done_some_running, timeout=120), p.communicate()[0]
     p.send_signal(sig)
     rc = p.wait(timeout=120)
     live = json.loads(status.read_text())["per_trial"]
     finished = [t["key"] for t in live if t["status"] == "completed"]
-    exp = _experiment_dir(study)
+    exp = exp_dir(study)
     stamps = {k: sorted(c.stat().st_mtime_ns for c in (exp / f"trial-{k}").glob("checkpoint_*"))
               for k in finished}
     st = sweep.status(study)
@@ -167,9 +113,9 @@ def test_a_second_run_on_a_busy_study_refuses_and_corrupts_nothing(ray_address, 
     s = spec(epochs=30)
     spec_file, study = tmp_path / "s.toml", tmp_path / "study"
     spec_file.write_text(s.text)
-    p = _driver(["run", spec_file, "--study", study, "--address", ray_address, "--no-report"],
-                cli_env)
-    assert _wait_for(lambda: (study / "study.json").exists())
+    p = driver(["run", spec_file, "--study", study, "--address", ray_address, "--no-report"],
+               cli_env)
+    assert wait_for(lambda: (study / "study.json").exists(), timeout=120)
     r = wdsweep("run", spec_file, "--study", study, "--address", ray_address, timeout=120)
     assert r.returncode == 2 and "in use by another wdsweep process" in r.stderr
     assert p.wait(timeout=600) == 0, p.stdout.read()
@@ -191,7 +137,7 @@ def test_two_studies_sharing_one_storage_root_do_not_collide(ray_local, tmp_path
               + f'storage = "{shared}"\n')
     sweep.run(s, tmp_path / "a")
     sweep.run(s, tmp_path / "b")
-    ua, ub = _experiment_dir(tmp_path / "a"), _experiment_dir(tmp_path / "b")
+    ua, ub = exp_dir(tmp_path / "a"), exp_dir(tmp_path / "b")
     assert ua != ub and ua.parent.parent == ub.parent.parent == shared
     for study in ("a", "b"):
         assert_each_member_once(tmp_path / study, s)

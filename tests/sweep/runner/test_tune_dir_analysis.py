@@ -6,7 +6,7 @@ import pandas as pd
 
 import sweep
 from analysis import analyze
-from tests.sweep.runner.test_sweep import spec
+from tests.sweep._helpers import spec
 
 
 def test_a_tune_experiment_of_packs_analyzes_per_member(ray_local, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import sweep
 from sweep.plan.spec import SpecError
 from sweep.store.publish import export, import_
-from tests.sweep.runner.test_sweep import assert_each_member_once, spec
+from tests.sweep._helpers import assert_each_member_once, spec
 
 
 @pytest.fixture(scope="module")

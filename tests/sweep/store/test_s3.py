@@ -1,7 +1,6 @@
 """Object storage: a sweep whose Tune experiments live in s3://, served by a real
 S3-compatible server (moto in server mode) on loopback."""
 
-import socket
 import subprocess
 import sys
 
@@ -10,7 +9,6 @@ import pytest
 
 from sweep.plan.packs import make_plan
 from sweep.plan.spec import parse
-from tests._required import missing
 
 SPEC = """
 name = "s3t"
@@ -26,21 +24,6 @@ pack = 2
 checkpoint_every = 8
 storage = "s3://wdsweep-test/studies"
 """
-
-
-@pytest.fixture
-def s3_server():
-    try:
-        from moto import server as moto_server
-    except ImportError:
-        missing("moto[server]", "pip install 'moto[server]'")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.mark.slow
