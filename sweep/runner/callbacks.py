@@ -1,6 +1,8 @@
-"""User Ray Tune callbacks: `[run] callbacks = ["pkg.module.Class", ...]` in the spec
-(each class made with no arguments; configure it through its environment variables, e.g.
-MLFLOW_TRACKING_URI, WANDB_PROJECT) or Callback instances passed to `sweep.run`."""
+"""User Ray Tune callbacks: `[run] callbacks = ["mlflow", "pkg.module.Class", ...]` in the
+spec (a short name of one of wdsweep's trackers, sweep.runner.trackers, or the dotted name
+of a Callback class; each made with no arguments, configured through its environment
+variables, e.g. MLFLOW_TRACKING_URI, WANDB_PROJECT) or Callback instances passed to
+`sweep.run`."""
 
 from __future__ import annotations
 
@@ -9,8 +11,12 @@ import logging
 from typing import Any
 
 from sweep.plan.spec import Spec, SpecError
+from trainer.errors import BadInput
 
 log = logging.getLogger(__name__)
+
+# Short names of wdsweep's trackers: one run per member (sweep.runner.trackers).
+ALIASES = {"mlflow": "sweep.runner.trackers.MLflowTracker"}
 
 
 def load(names: tuple[str, ...] | list[str]) -> list[Any]:
@@ -19,7 +25,11 @@ def load(names: tuple[str, ...] | list[str]) -> list[Any]:
 
     out = []
     for name in names:
-        mod, _, cls = name.rpartition(".")
+        if "." not in name and name not in ALIASES:
+            raise SpecError("run.callbacks", f"unknown tracker {name!r}; allowed: "
+                            f"{', '.join(ALIASES)}, or dotted names of installed Ray Tune "
+                            "Callback classes")
+        mod, _, cls = ALIASES.get(name, name).rpartition(".")
         try:
             obj = getattr(importlib.import_module(mod), cls)
         except (ImportError, AttributeError) as e:
@@ -30,6 +40,8 @@ def load(names: tuple[str, ...] | list[str]) -> list[Any]:
             raise SpecError("run.callbacks", f"{name} is not a ray.tune.Callback class")
         try:
             out.append(obj())
+        except BadInput:  # already one line naming its key (a tracker's own check)
+            raise
         except Exception as e:  # noqa: BLE001 -- any constructor failure is the spec's
             raise SpecError("run.callbacks", f"{name}() failed: {type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''}") from None
