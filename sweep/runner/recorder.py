@@ -1,7 +1,8 @@
 """Results as they happen, on the driver: a Tune callback that
 
-* writes one TensorBoard run per member under STUDY/tensorboard/ (its λ in every
-  unit, seed, b, B, T as hparams; one curve per member), from the `mKK/<metric>`
+* writes one TensorBoard run per member under STUDY/tensorboard/ (its row of the member
+  table as hparams: λ in every unit, seed, b, B, T, lr, the model's keys and each
+  task_args.* / model_args.* axis; one curve per member), from the `mKK/<metric>`
   values each evaluation reports (sweep.runner.trainable); and
 * folds a pack's members into results.csv / history.csv as soon as its trial
   completes (study.merge_results: atomic, checksummed in study.json, a member's
@@ -20,8 +21,8 @@ from typing import Any
 import pandas as pd
 from ray.tune import Callback
 
-from sweep.plan.members import HPARAMS, run_name
 from sweep.plan.members import MEMBER_METRICS as SCALARS
+from sweep.plan.members import run_name
 from sweep.plan.trial import Trial
 from sweep.store import study as st
 from sweep.store.rows import INFO, completed_rows
@@ -63,16 +64,15 @@ class Live(Callback):
     def _writer(self, row: dict[str, Any], step: int):
         h = row["config_hash"]
         if h not in self._writers:
-            from tensorboardX import SummaryWriter  # lazy: tensorboardX only when a member reports
-
             # lazy: tensorboardX only when a member reports
+            from tensorboardX import SummaryWriter
             from tensorboardX.summary import hparams
 
             d = self.study / TENSORBOARD / run_name(row)
             again = d.exists()  # a resumed member: drop what a killed driver wrote past here
             w = SummaryWriter(str(d), flush_secs=10, purge_step=step if again else None)
             if not again:
-                exp, ssi, _ = hparams({k: row[k] for k in HPARAMS},
+                exp, ssi, _ = hparams({k: _hparam(v) for k, v in row.items()},
                                       {c: 0.0 for c in ("test_acc", "train_acc", "test_loss")})
                 w.file_writer.add_summary(exp)
                 w.file_writer.add_summary(ssi)
@@ -117,3 +117,9 @@ class Live(Callback):
         self.merged.add(trial.key)
         log.info("%s: trial %s completed; %d members added to %s", self.experiment,
                  trial.key, len(rows), self.study / st.RESULTS)
+
+
+def _hparam(v: Any) -> bool | int | float | str:
+    """A member-table value as TensorBoard's HParams take it (the table holds scalars;
+    anything else, e.g. from an older plan, as its text)."""
+    return v if isinstance(v, bool | int | float | str) else str(v)
