@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,7 +160,9 @@ def _callbacks(v: Any) -> tuple[str, ...]:
 def _only(table: dict, allowed: tuple[str, ...], prefix: str) -> None:
     for k in table:
         if k not in allowed:
-            raise SpecError(f"{prefix}{k}", f"unknown key; allowed: {', '.join(allowed)}")
+            near = difflib.get_close_matches(str(k), allowed, n=1)
+            hint = f" (did you mean {prefix}{near[0]}?)" if near else ""
+            raise SpecError(f"{prefix}{k}", f"unknown key{hint}; allowed: {', '.join(allowed)}")
 
 
 def _table(raw: dict, key: str) -> dict:
