@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a spec key before the spec is checked, dotted as in the "
                         "file (fixed.lr=0.01, run.pack=4, grid.seed=[0,1], name=x); VALUE is "
-                        "a TOML value, else a string; repeatable")
+                        "a TOML value, else a string; KEY= removes KEY; repeatable")
     r.add_argument("--address", default=None, help=address)
     r.add_argument("--dry-run", action="store_true",
                    help="print the plan (every trial and member) and stop")
@@ -249,7 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         where = f" ({e.filename})" if e.filename else ""
-        _say(f"wdsweep {args.cmd}: fault: {e.strerror or e}{where}")
+        if e.errno is None and args.cmd in _SWEEPS:  # raised by code, e.g. a tracker's
+            _say(f"wdsweep {args.cmd}: fault: {_raised(e)}; the sweep stopped: fix it, then "
+                 f"{_again(args)}")
+        else:
+            _say(f"wdsweep {args.cmd}: fault: {e.strerror or e}{where}")
         return EXIT_FAULT
     except Exception as e:  # noqa: BLE001 -- Ray's own errors one line; anything else raises
         if not _from_ray(e):
@@ -258,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         inner = e.__cause__ or e.__context__  # wdsweep's own error, raised inside Tune
         code = inner.exit_code if isinstance(inner, WdsweepError) else EXIT_FAULT
         kind = "error" if code == EXIT_BAD_INPUT else "fault"
-        _say(f"wdsweep {args.cmd}: {kind}: {_ray_failure(e, getattr(args, 'study', None))}")
+        _say(f"wdsweep {args.cmd}: {kind}: {_ray_failure(e, args)}")
         return code
 
 
@@ -274,28 +278,40 @@ def _from_ray(e: BaseException) -> bool:
     return type(e).__module__.partition(".")[0] == "ray"
 
 
-def _ray_failure(e: BaseException, study: Path | None) -> str:
+def _ray_failure(e: BaseException, args: argparse.Namespace) -> str:
     """What stopped Ray Tune, in one line. Tune stops a sweep when code it calls in the
     driver raises -- a callback or tracker (`[run] callbacks`, `sweep.run(callbacks=)`)
     -- and wraps that error in a page of its own tracebacks ending in advice to use
     `Tuner.restore`; a wdsweep study continues with `wdsweep resume` instead."""
     inner = e.__cause__ or e.__context__
+    again = _again(args)
     if isinstance(inner, WdsweepError):  # one line already, naming its key
-        again = f"`wdsweep resume {study}`" if study is not None else "run it again"
         return f"{inner}; the sweep stopped: fix it, then {again}"
     if inner is not None and not _from_ray(inner):
-        said = _first_line(inner)
-        where = [f for f in traceback.extract_tb(inner.__traceback__)
-                 if f"{os.sep}ray{os.sep}" not in f.filename]
-        at = f" (in {where[-1].name}, {where[-1].filename}:{where[-1].lineno})" if where else ""
-        what = f"{type(inner).__name__}{': ' + said if said else ''}{at}"
+        what = _raised(inner)
     else:
         lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
         last = lines[-1].strip() if lines else ""
         what = f"{type(e).__name__}{': ' + last if last else ''}"
-    again = f"`wdsweep resume {study}`" if study is not None else "run it again"
     return (f"Ray Tune stopped: {what}; fix it (a callback or tracker: run.callbacks), then "
             f"{again} (-v shows the traceback)")
+
+
+_SWEEPS = ("run", "resume", "refine")
+
+
+def _again(args: argparse.Namespace) -> str:
+    study = getattr(args, "study", None)
+    return f"`wdsweep resume {study}`" if study is not None else "run it again"
+
+
+def _raised(e: BaseException) -> str:
+    """`Type: its first line (in function, file:line)`, the line outside Ray that raised."""
+    said = _first_line(e)
+    where = [f for f in traceback.extract_tb(e.__traceback__)
+             if f"{os.sep}ray{os.sep}" not in f.filename]
+    at = f" (in {where[-1].name}, {where[-1].filename}:{where[-1].lineno})" if where else ""
+    return f"{type(e).__name__}{': ' + said if said else ''}{at}"
 
 
 def _first_line(e: BaseException) -> str:
