@@ -204,7 +204,7 @@ def status(args: argparse.Namespace) -> int:
         print(f"  {e['name']}: {e['status']}")
     if s["members"]:  # T in epochs (as in the report); steps done / the member's steps
         print(f"  {'trial':<13} {'weight_decay':>12} {'seed':>4} {'b':>4} {'B':>6} {'T':>6} "
-              f"{'status':<10} {'steps':>15} {'test_acc':>8} {'ETA':>8}")
+              f"{'status':<10} {'steps':>13} {'test_acc':>8} {'ETA':>8}")
     for m in s["members"]:
         acc = "" if m["test_acc"] is None else f"{m['test_acc']:.3f}"
         steps = f"{_or_dash(m['step'])}/{_or_dash(m['total_steps'])}"
@@ -212,7 +212,7 @@ def status(args: argparse.Namespace) -> int:
         epochs = "-" if m.get("epochs") is None else f"{m['epochs']:.4g}"
         print(f"  {m['trial'] or '':<13} {m['weight_decay']:>12.4g} {m['seed']:>4} "
               f"{m['batch_size']:>4} {m['train_size']:>6} {epochs:>6} "
-              f"{m['status']:<10} {steps:>15} {acc:>8} {eta:>8}")
+              f"{m['status']:<10} {steps:>13} {acc:>8} {eta:>8}")
     return 0
 
 

@@ -40,16 +40,27 @@ class Plan:
         return 60 * plan_core_hours([t.members for t in self.trials], cpus_per_trial)
 
     def summary(self, cpus_per_trial: float) -> str:
+        """One line for a person: T in epochs (as in the rule and the report), steps as
+        steps."""
         todo = [m for t in self.trials for m in t.members]
         steps, minutes = sum(t.member_steps for t in self.trials), self.core_minutes(cpus_per_trial)
+
+        def span(values, unit: str) -> str:
+            lo, hi = min(values), max(values)
+            return f"{lo:,.4g} {unit}" if lo == hi else f"{lo:,.4g}-{hi:,.4g} {unit}"
+
+        length = (f"T = {span([m.epochs_T for m in todo], 'epochs')} "
+                  f"({span([m.total_steps for m in todo], 'steps')}) per member, "
+                  if todo else "")
         return (f"plan: {self.cells} cells, {len(self.members)} members "
                 f"({self.skipped} already done), {len(self.trials)} trials to run with "
-                f"{len(todo)} members, {steps:,} member-steps, ~{minutes:,.1f} core-minutes"
-                + "".join(f"; {n}" for n in self.notes))
+                f"{len(todo)} members, {length}{steps:,} member-steps, "
+                f"~{minutes:,.1f} core-minutes" + "".join(f"; {n}" for n in self.notes))
 
     def record(self, cpus_per_trial: float) -> dict[str, Any]:
         """The plan as data (`wdsweep run --dry-run --json`): totals and each trial's
-        members with λ, seed, b, B and T."""
+        members with λ, seed, b, B, T (`epochs`, fractional when the run is given in
+        steps) and `total_steps`."""
         todo = [m for t in self.trials for m in t.members]
         return dict(cells=self.cells, members=len(self.members), already_done=self.skipped,
                     to_run=len(todo), member_steps=sum(m.total_steps for m in todo),
@@ -57,7 +68,8 @@ class Plan:
                     trials=[dict(key=t.key, members=[dict(
                         config_hash=m.config_hash(), weight_decay=m.decay.weight_decay,
                         seed=m.seed, batch_size=m.batch_size, train_size=m.train_size,
-                        total_steps=m.total_steps) for m in t.members]) for t in self.trials])
+                        epochs=m.epochs_T, total_steps=m.total_steps) for m in t.members])
+                        for t in self.trials])
 
 
 def pack_size(spec: Spec, m: TrainConfig, gpu_memory: int | None = None) -> int:
