@@ -4,7 +4,8 @@ A study is checked first (a damaged one stops with one line) and analyzed from a
 consistent snapshot of its checked tables (a running one: its completed members,
 saying how many are still pending); a published directory from its tables checked
 against its manifest. The report is written into a private new directory and then
-swapped into place, so no link planted in the old one is ever written through.
+swapped into place, so no link planted in the old one is ever written through. Without
+`--out` a study's report goes to STUDY/report (where `run` and `resume` write it).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def analyze(args: argparse.Namespace) -> int:
     from analysis import cli as analysis_cli  # lazy: matplotlib and pandas
 
     counts: dict[str, Any] = {}
-    out = Path(args.out)
+    out = _out(Path(args.path), args.out)
     with tempfile.TemporaryDirectory(prefix="wdsweep-analyze-") as tmp:
         path = Path(args.path)
         if _is_study(path):  # only the checked tables: a consistent snapshot of them
@@ -54,6 +55,16 @@ def analyze(args: argparse.Namespace) -> int:
     elif rc == 0:
         print(f"wrote {out / 'report.html'}")
     return rc
+
+
+def _out(path: Path, out: Path | None) -> Path:
+    """`--out`, or STUDY/report for a study (where `run` and `resume` write it)."""
+    if out is not None:
+        return Path(out)
+    if _is_study(path):
+        return path / "report"
+    raise SpecError("--out", f"{path} is not a study directory, so the report needs a place; "
+                    "allowed: --out DIR (optional only for a study)")
 
 
 def _staging(out: Path) -> Path:
