@@ -49,14 +49,55 @@ class _FirstLine(logging.Filter):
         return True
 
 
-def one_line_ray_logs() -> None:
-    """Put `_FirstLine` on the handlers Ray's loggers write to (unless --ray-logs)."""
-    if _OPTIONS["ray_logs"]:
-        return
-    for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+class _Drop(logging.Filter):
+    """Ray's records that contradict wdsweep or that wdsweep says itself, in one line:
+    Tune's advice to `Tuner.restore(...)` (a study continues with `wdsweep resume`; always
+    dropped, --ray-logs too), and unless --ray-logs Tune's page per failed trial (wdsweep's
+    line names the trial by its key, its members and the error: sweep.runner.progress) and
+    its closing list of the trials that did not complete (the outcome line counts them)."""
+
+    RESTORE = ("Tuner.restore(", "Resume experiment with:", "Resume training with:")
+    SAID = ("Trial task failed for trial", "Trials did not complete")
+
+    def __init__(self, whole: bool) -> None:
+        super().__init__()
+        self.drop = self.RESTORE if whole else self.RESTORE + self.SAID
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record: not one of these
+            return True
+        return not any(s in msg for s in self.drop)
+
+
+_RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")
+
+
+def one_line_ray_logs() -> list[tuple[logging.Handler, logging.Filter]]:
+    """Put `_Drop` and (unless --ray-logs) `_FirstLine` on the handlers Ray's loggers
+    write to; returns what it added, for `quiet_ray_records` to take off again."""
+    added = []
+    for name in _RAY_LOGGERS:
         for h in logging.getLogger(name).handlers:
-            if not any(isinstance(f, _FirstLine) for f in h.filters):
-                h.addFilter(_FirstLine())
+            want = [_Drop(_OPTIONS["ray_logs"])] + ([] if _OPTIONS["ray_logs"] else [_FirstLine()])
+            for f in want:  # in this order: drop first, then cut what is left to a line
+                if not any(type(g) is type(f) for g in h.filters):
+                    h.addFilter(f)
+                    added.append((h, f))
+    return added
+
+
+@contextmanager
+def quiet_ray_records() -> Iterator[None]:
+    """`one_line_ray_logs` while a sweep runs, taken off after it (a notebook's own Ray
+    use afterwards sees Ray's records as Ray writes them)."""
+    added = one_line_ray_logs()
+    try:
+        yield
+    finally:
+        for h, f in added:
+            h.removeFilter(f)
 
 
 def before_import(address: str | None) -> None:
@@ -87,11 +128,17 @@ def connected(address: str | None, study: Path | None = None,
 
     if ray.is_initialized():
         check_connected(code)  # its job must already ship the code (sweep.plan.code)
-        yield False
+        with quiet_ray_records():
+            yield False
         return
     quiet()
-    one_line_ray_logs()
-    _check_reachable(address)
+    with quiet_ray_records():
+        _check_reachable(address)
+        yield from _connect(ray, address, study, code)
+
+
+def _connect(ray: Any, address: str | None, study: Path | None,
+             code: Sequence[str]) -> Iterator[bool]:
     # Trials print nothing; their errors reach error.txt and the progress view.
     kw: dict[str, Any] = dict(configure_logging=True, logging_level="WARNING",
                               log_to_driver=_OPTIONS["ray_logs"])
