@@ -16,7 +16,8 @@ from trainer.errors import BadInput
 log = logging.getLogger(__name__)
 
 # Short names of wdsweep's trackers: one run per member (sweep.runner.trackers).
-ALIASES = {"mlflow": "sweep.runner.trackers.MLflowTracker"}
+ALIASES = {"mlflow": "sweep.runner.trackers.MLflowTracker",
+           "wandb": "sweep.runner.trackers.WandbTracker"}
 
 
 def load(names: tuple[str, ...] | list[str]) -> list[Any]:
