@@ -19,30 +19,51 @@ Never imports ray (it reads Tune's files with pandas and json) nor torch.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from trainer.errors import AnalysisError
 
-from analysis._analysis import Analysis, analyze
-from analysis._best import best_lambda, curve_table
-from analysis._collapse import detect as detect_collapses
-from analysis._collapse import period as collapse_period
-from analysis._decide import fit_rules
-from analysis._edges import cell_edges, seed_edges
-from analysis._fit import RULES, to_weight_decay
-from analysis._load import read as _read
-from analysis._normalize import Frame
-from analysis._normalize import normalize as _normalize
-from analysis._schema import AnalysisError
-from analysis._summary import summarize
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from analysis._normalize import Frame
+
+# The public names and where they live: imported on first use (PEP 562), so that
+# `import analysis._options` (the CLI's flags) loads neither pandas nor matplotlib.
+_LAZY = {
+    "Analysis": ("analysis._analysis", "Analysis"), "analyze": ("analysis._analysis", "analyze"),
+    "best_lambda": ("analysis._best", "best_lambda"),
+    "curve_table": ("analysis._best", "curve_table"),
+    "detect_collapses": ("analysis._collapse", "detect"),
+    "collapse_period": ("analysis._collapse", "period"),
+    "fit_rules": ("analysis._decide", "fit_rules"),
+    "cell_edges": ("analysis._edges", "cell_edges"),
+    "seed_edges": ("analysis._edges", "seed_edges"),
+    "RULES": ("analysis._fit", "RULES"), "to_weight_decay": ("analysis._fit", "to_weight_decay"),
+    "Frame": ("analysis._normalize", "Frame"), "summarize": ("analysis._summary", "summarize"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    mod, attr = _LAZY[name]
+    value = getattr(importlib.import_module(mod), attr)
+    globals()[name] = value
+    return value
 
 
 def load(data: str | Path | pd.DataFrame, run_col: str | None = None,
          ignore: Sequence[str] = ()) -> Frame:
     """Read any input kind into the canonical table (Frame.hist) with its cell keys;
     `run_col` and `ignore` as in `analyze`."""
-    return _normalize(_read(data), run_col, ignore)
+    from analysis._load import read
+    from analysis._normalize import normalize
+
+    return normalize(read(data), run_col, ignore)
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import trainer
+from analysis._options import add_options
 from trainer.errors import EXIT_BAD_INPUT, EXIT_FAULT, WdsweepError
 
 # trainer.presets.PRESETS (a test keeps them equal)
@@ -147,20 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true",
                    help="print the fit (fit.json), the report's path and member counts as "
                         "JSON on stdout")
-    g = a.add_mutually_exclusive_group()  # the same options as analysis.cli.add_options
-    g.add_argument("--window", type=float, default=None, metavar="FRACTION",
-                   help="final metrics = mean over the last FRACTION of each run's steps "
-                        "(default 0.1)")
-    g.add_argument("--last", type=int, default=None, metavar="N",
-                   help="final metrics = mean of each run's last N evaluations instead")
-    # As analysis.cli.add_table_options (not imported here: it loads pandas).
-    a.add_argument("--run-col", default=None, metavar="COL",
-                   help="the column naming runs (default: found by name: run_id, run_name, "
-                        "trial_id, name, id, ...)")
-    a.add_argument("--ignore", nargs="+", default=None, metavar="COL",
-                   help="columns to leave out of the analysis (never cell axes)")
-    a.add_argument("--no-figures", dest="figures", action="store_false",
-                   help="write the tables and the report without figures")
+    add_options(a)  # as `python -m analysis.cli` (argparse only: no pandas here)
     return p
 
 
