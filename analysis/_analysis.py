@@ -37,6 +37,10 @@ class Analysis:
     has_curves: bool
     warnings: list[str] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)
+    # The study's record of its refinement rounds (study.json's `refine`), as the caller
+    # handed it in: the report's "Refinement" section names the rounds and the stop from
+    # it; what was spent and reached comes from the tables (analysis._refine_report).
+    refine: dict[str, Any] | None = None
 
     @property
     def unit_label(self) -> str:
@@ -143,7 +147,7 @@ def _checks(runs: pd.DataFrame, cells: pd.DataFrame, keys: list[str], unit: str,
 def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
             window: float = _summary.WINDOW, last: int | None = None, tol: float = 0.02,
             run_col: str | None = None, ignore: Sequence[str] = (), figures: bool = True,
-            sensitivity: bool = True) -> Analysis:
+            sensitivity: bool = True, refine: dict[str, Any] | None = None) -> Analysis:
     """Analyze a study dir, a Ray Tune experiment dir, a CSV/Parquet table or a DataFrame.
 
     ``window``: the final fraction of each run's steps whose evaluations are averaged
@@ -151,9 +155,16 @@ def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
     ``tol``: the plateau is every λ within this fraction of the best mean accuracy;
     ``run_col``: the column naming runs (found by name when None); ``ignore``: columns
     left out altogether; ``figures``: False writes the tables and report without them;
-    ``sensitivity``: False skips the sensitivity report (fit.json then has none).
+    ``sensitivity``: False skips the sensitivity report (fit.json then has none);
+    ``refine``: the study's record of its refinement rounds (study.json's ``refine``, which
+    the caller reads: the analysis never does): with it, and members from more than one
+    experiment, the report gains a "Refinement" section (compute per round and cell
+    against a full grid at the resolution reached, and the intervals reached).
     Raises AnalysisError (one line) when nothing can be analyzed.
     """
+    if refine is not None and not isinstance(refine, dict):
+        raise AnalysisError(f"refine must be the study's refine record (a dict), got "
+                            f"{type(refine).__name__}")
     if last is not None and last < 1:
         raise AnalysisError(f"--last must be >= 1, got {last}")
     if not 0 < window <= 1:
@@ -171,7 +182,7 @@ def analyze(data: str | Path | pd.DataFrame, out: str | Path | None = None, *,
     warn = [*frame.warnings, *_checks(runs, cells, frame.keys, frame.unit, frame.curves,
                                       window, last), *fit["notes"]]
     a = Analysis(runs, cells, seeds, _best.curve_table(runs), fit, events, frame.hist,
-                 frame.keys, frame.unit, frame.curves, warn)
+                 frame.keys, frame.unit, frame.curves, warn, refine=refine)
     if out is not None:
         a.write(out, figures)
     return a
