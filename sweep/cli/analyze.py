@@ -30,17 +30,20 @@ def analyze(args: argparse.Namespace) -> int:
     from analysis import cli as analysis_cli  # lazy: matplotlib and pandas
 
     counts: dict[str, Any] = {}
+    refine = None
     out = _out(Path(args.path), args.out)
     with tempfile.TemporaryDirectory(prefix="wdsweep-analyze-") as tmp:
         path = Path(args.path)
         if _is_study(path):  # only the checked tables: a consistent snapshot of them
             counts = _study_counts(path)
+            refine = _refine_record(path)
             path = _snapshot(path, tmp)
         elif path.is_dir() and (path / "published.json").exists():
             path = _published(path, tmp)  # checked against its manifest, as import does
         staged = _staging(out)
         try:
-            run = argparse.Namespace(**{**vars(args), "path": path, "out": staged})
+            run = argparse.Namespace(**{**vars(args), "path": path, "out": staged,
+                                        "refine": refine})
             with contextlib.redirect_stdout(io.StringIO()):  # its "wrote" names `staged`
                 rc = analysis_cli.main(run)
             if rc == 0:
@@ -125,6 +128,15 @@ def _study_counts(study: Path) -> dict[str, Any]:
                  s["completed"], pending, why)
     return {"completed_members": s["completed"], "pending_members": pending,
             "errored_members": s["errored"], "driver_running": s["driver_alive"]}
+
+
+def _refine_record(study: Path) -> dict[str, Any] | None:
+    """study.json's record of a refined study's rounds (checked with the study), for the
+    report's "Refinement" section; None for a study that was not refined."""
+    from sweep.store import study as st  # lazy: each command imports only what it runs
+
+    rec = st.read_state(study).get("refine")
+    return rec if isinstance(rec, dict) else None
 
 
 def _snapshot(study: Path, tmp: str) -> Path:
