@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import sqlite3
+import struct
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +24,7 @@ mlflow = pytest.importorskip("mlflow", reason="mlflow is a dev dependency (pip i
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from sweep.runner.callbacks import load  # noqa: E402
-from sweep.runner.trackers import MLflowTracker  # noqa: E402
+from sweep.runner.trackers import MLflowTracker, WandbTracker  # noqa: E402
 
 TRACKER = "sweep.runner.trackers.MLflowTracker"
 # 2 λ × 2 seeds in packs of 2 (two trials), an evaluation every 8 steps, 4 epochs.
@@ -152,6 +153,8 @@ def test_the_short_name_and_dotted_names_load(monkeypatch):
     (a,) = load(["mlflow"])
     (b,) = load([TRACKER])
     assert type(a) is type(b) is MLflowTracker
+    if WANDB:
+        assert [type(c) for c in load(["wandb"])] == [WandbTracker]
     with pytest.raises(SpecError) as e:
         load(["wandbx"])
     assert e.value.key == "run.callbacks" and "allowed: mlflow" in str(e.value)
@@ -222,3 +225,106 @@ def test_a_tracker_failing_mid_sweep_is_one_warning_and_the_sweep_completes(
     msg = warned[0].getMessage()
     assert "run.callbacks: mlflow failed" in msg and "the sweep goes on" in msg
     assert "\n" not in msg
+
+
+# -- W&B, offline -----------------------------------------------------------------------
+try:
+    import wandb  # noqa: F401
+    from wandb.proto import wandb_internal_pb2
+    WANDB = True
+except ImportError:
+    WANDB = False
+
+
+def wandb_records(path: Path):
+    """The records of an offline W&B run file (run-ID.wandb): W&B's 7-byte header, then
+    LevelDB's log format (32 KiB blocks of chunks: crc32c, length, type) of Record
+    protobufs."""
+    data, block = path.read_bytes(), 32768
+    assert data[:4] == b":W&B"
+    i, buf = 7, b""
+    while i + 7 <= len(data):
+        left = block - i % block
+        if left < 7:  # a block's tail too short for a chunk header: padding
+            i += left
+            continue
+        _, n, kind = struct.unpack("<IHB", data[i:i + 7])
+        if kind == 0 and n == 0:  # preallocated zeros
+            i += left
+            continue
+        buf += data[i + 7:i + 7 + n]
+        i += 7 + n
+        if kind in (1, 4):  # FULL, LAST: a whole record
+            r = wandb_internal_pb2.Record()
+            r.ParseFromString(buf)
+            buf = b""
+            yield r
+
+
+def wandb_runs(root: Path) -> dict[str, dict]:
+    """config_hash -> {group, name, config, history {step: {metric: value}}, exit} of
+    every offline run under root/wandb."""
+    out = {}
+    for f in sorted(root.glob("wandb/offline-run-*/run-*.wandb")):
+        run: dict = {"history": {}}
+        for r in wandb_records(f):
+            kind = r.WhichOneof("record_type")
+            if kind == "run":
+                run.update(group=r.run.run_group, name=r.run.display_name,
+                           project=r.run.project, config={
+                               c.key or "/".join(c.nested_key): json.loads(c.value_json)
+                               for c in r.run.config.update})
+            elif kind == "history":
+                row = {i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                       for i in r.history.item}
+                run["history"][row.pop("_step")] = row
+            elif kind == "exit":
+                run["exit"] = r.exit.exit_code
+        h = run["config"]["config_hash"]
+        assert h not in out, "one run per member"
+        out[h] = run
+    return out
+
+
+@pytest.mark.skipif(not WANDB, reason="wandb is a dev dependency (pip install -e .[dev])")
+def test_wandb_offline_one_run_per_member_grouped_by_its_pack(ray_local, tmp_path,
+                                                               monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for k in ("WANDB_DIR", "WANDB_PROJECT"):
+        monkeypatch.delenv(k, raising=False)
+    s = spec(name="wb", wds=(0.04, 0.4))
+    study = tmp_path / "study"
+    out = sweep.run(s, study, callbacks=[WandbTracker()])
+    assert out["completed"] == 4
+    got = wandb_runs(study)
+    want = {m.config_hash(): m for m in make_plan(s).members}
+    assert set(got) == set(want)
+    hist = pd.read_csv(study / "history.csv", dtype={"config_hash": str})
+    res = pd.read_csv(study / "results.csv", dtype={"config_hash": str, "trial_id": str})
+    for h, run in got.items():
+        m, c = want[h], run["config"]
+        assert run["project"] == "wb" and run["exit"] == 0
+        assert run["group"] == f"trial-{res.set_index('config_hash').trial_id[h]}"
+        assert c["weight_decay"] == pytest.approx(m.decay.weight_decay)
+        assert (c["seed"], c["batch_size"], c["train_size"], c["total_steps"]) == \
+            (m.seed, m.batch_size, m.train_size, m.total_steps)
+        mine = hist[hist.config_hash == h].set_index("step").test_acc
+        assert sorted(run["history"]) == [8, 16, 24, 32]
+        for step, row in run["history"].items():
+            assert row["test_acc"] == pytest.approx(mine[step], abs=1e-9)
+            assert "train_acc" in row and not any("/" in k for k in row)
+
+
+@pytest.mark.skipif(not WANDB, reason="wandb is a dev dependency (pip install -e .[dev])")
+def test_wandb_online_without_a_login_is_one_line_before_any_trial(ray_local, tmp_path,
+                                                                    monkeypatch):
+    for k in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no saved W&B settings
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    study = tmp_path / "study"
+    with pytest.raises(SpecError) as e:
+        sweep.run(spec(name="wb2", wds=(0.12,), epochs=1), study, callbacks=[WandbTracker()])
+    assert e.value.key == "run.callbacks" and "WANDB_MODE=offline" in str(e.value)
+    assert not (study / "study.json").exists()
