@@ -203,13 +203,15 @@ def _missing(package: str, e: ImportError) -> SpecError:
                      "run.callbacks")
 
 
-def _study_dir(study: Path, name: str) -> Path:
-    """STUDY/<name>, a directory of the tracker's own with no link in it (sweep.store.fs)."""
+def _study_dir(study: Path, name: str, links: bool = False) -> Path:
+    """STUDY/<name>, a real directory of the tracker's own, with no link in it unless
+    the tracker makes its own (`links`: W&B's latest-run, debug.log) (sweep.store.fs)."""
     d = study / name
     if d.is_symlink() or (d.exists() and not d.is_dir()):
         raise SpecError("run.callbacks", f"{d} is not a directory; wdsweep keeps the "
                         f"tracker's files there: remove it")
-    check_tree(study, d)
+    if not links:
+        check_tree(study, d)
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -397,7 +399,8 @@ class WandbTracker(Tracker):
         mode = self.mode or os.environ.get("WANDB_MODE") or "online"
         where = self.dir or os.environ.get("WANDB_DIR") or None
         if where is None and mode != "disabled":
-            where = str(_study_dir(study, self.DIR).parent)  # wandb writes <dir>/wandb/
+            # wandb writes <dir>/wandb/, and its own links there
+            where = str(_study_dir(study, self.DIR, links=True).parent)
         if mode not in ("offline", "disabled", "dryrun"):
             try:
                 ok = wandb.login(prompt=False, verify=True, timeout=20)
