@@ -313,6 +313,10 @@ def test_wandb_offline_one_run_per_member_grouped_by_its_pack(ray_local, tmp_pat
         for step, row in run["history"].items():
             assert row["test_acc"] == pytest.approx(mine[step], abs=1e-9)
             assert "train_acc" in row and not any("/" in k for k in row)
+    # extending the study: W&B's own links in STUDY/wandb are no reason to refuse it
+    assert (study / "wandb" / "latest-run").is_symlink()
+    out = sweep.run(spec(name="wb", wds=(0.04, 0.4, 1.5)), study, callbacks=[WandbTracker()])
+    assert out["completed"] == 2 and len(wandb_runs(study)) == 6
 
 
 @pytest.mark.skipif(not WANDB, reason="wandb is a dev dependency (pip install -e .[dev])")
