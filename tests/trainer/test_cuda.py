@@ -5,7 +5,7 @@ step against the eager one, and exact resume. Skipped, with the reason, without 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -32,13 +32,6 @@ EXACT = lambda df: df.drop(columns=["wall_time"])  # noqa: E731
 
 class Crash(RuntimeError):
     """Raised from a checkpoint callback: the run stops right after that checkpoint."""
-
-
-@pytest.fixture
-def float64() -> Iterator[None]:
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
 
 
 def _graph(graph: bool | None) -> dict[str, object]:

@@ -31,13 +31,6 @@ def packed_run(cfgs, steps, impl, decay_mode="all"):
     return model, opt
 
 
-@pytest.fixture
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
-
-
 @pytest.mark.parametrize("kind, decay_mode", [("adamw", "all"), ("adamw", "matrices"),
                                               ("adam_l2", "all"), ("sgdw", "all"),
                                               ("sgdw", "matrices")])

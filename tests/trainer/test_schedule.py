@@ -21,13 +21,6 @@ from trainer.schedule import Schedule
 KINDS = ("cosine", "linear", "wsd", "constant")
 
 
-@pytest.fixture
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
-
-
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("warmup", [0, 7])
 def test_the_device_factor_is_the_host_factor(kind, warmup):

@@ -7,7 +7,6 @@ loop that skips, reorders or spoils a step is caught.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -24,15 +23,6 @@ BASE = dict(width=32, depth=2, train_size=640, val_size=64, test_size=64, batch_
 MEMBERS = [dict(weight_decay=0.1, seed=0), dict(weight_decay=1.0, seed=1, lr=3e-3)]
 LR = {"adamw": 1e-3, "adam_l2": 1e-3, "sgdw": 3e-2}
 TOL = dict(rtol=1e-9, atol=1e-12)  # float64: packed and plain agree to ~1e-14
-
-
-@pytest.fixture
-def float64() -> Iterator[None]:
-    """In float32 the packed matmuls' summation order differs from the plain model's and
-    the difference grows through training; in float64 it stays ~1e-14."""
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
 
 
 def pack(optimizer: str = "adamw", shuffle: bool = False, **over: object) -> list[TrainConfig]:

@@ -41,13 +41,6 @@ def on_path(code_dir, monkeypatch) -> Path:
     sys.modules.pop(MOD, None)
 
 
-@pytest.fixture
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
-
-
 def config(**kw):
     base = dict(task=f"{MOD}:blobs", model=f"{MOD}:net", train_size=48, batch_size=16,
                 steps=30, eval_every=10, threads=1, device="cpu", lr=1e-2)
