@@ -146,14 +146,21 @@ def parse(text: str, base: Path | None = None) -> Spec:
         refine=parse_refine(raw.get("refine")))
 
 
+# Short names of wdsweep's trackers in `[run] callbacks`: one run per member
+# (sweep.runner.trackers; loaded by sweep.runner.callbacks).
+TRACKERS = {"mlflow": "sweep.runner.trackers.MLflowTracker",
+            "wandb": "sweep.runner.trackers.WandbTracker"}
+
+
 def _callbacks(v: Any) -> tuple[str, ...]:
     ok = isinstance(v, list) and all(
-        isinstance(n, str) and "." in n and all(p.isidentifier() for p in n.split("."))
+        isinstance(n, str) and (n in TRACKERS or "." in n
+                                and all(p.isidentifier() for p in n.split(".")))
         for n in v)
     if not ok:
-        raise SpecError("run.callbacks", f"got {v!r}; allowed: a list of dotted names of Ray "
-                        "Tune Callback classes, e.g. [\"ray.air.integrations.mlflow."
-                        "MLflowLoggerCallback\"]")
+        raise SpecError("run.callbacks", f"got {str(v)[:60]}; allowed: a list of tracker "
+                        f"names ({', '.join(TRACKERS)}) or dotted names of Ray Tune Callback "
+                        "classes, e.g. [\"mlflow\"]")
     return tuple(v)
 
 

@@ -10,14 +10,12 @@ import importlib
 import logging
 from typing import Any
 
-from sweep.plan.spec import Spec, SpecError
+from sweep.plan.spec import TRACKERS, Spec, SpecError
 from trainer.errors import BadInput
 
 log = logging.getLogger(__name__)
 
-# Short names of wdsweep's trackers: one run per member (sweep.runner.trackers).
-ALIASES = {"mlflow": "sweep.runner.trackers.MLflowTracker",
-           "wandb": "sweep.runner.trackers.WandbTracker"}
+ALIASES = TRACKERS  # short names of wdsweep's trackers (sweep.plan.spec)
 
 
 def load(names: tuple[str, ...] | list[str]) -> list[Any]:

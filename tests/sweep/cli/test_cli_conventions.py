@@ -106,11 +106,6 @@ callbacks = ["tests.sweep.cli.test_cli_conventions.Recorder"]
     assert [r["step"] for r in rec] == [8, 16] and {r["lam"] for r in rec} == {0.2}
 
 
-def test_mlflow_through_tunes_own_callback(tmp_path) -> None:
-    pytest.importorskip("mlflow", reason="mlflow is not installed here (optional: "
-                        "`pip install mlflow`); docs/tracking.md shows the spec line")
-
-
 @pytest.mark.slow
 def test_a_wheel_install_runs_the_packaged_examples(tmp_path) -> None:
     """`pip install .` (non-editable) into a fresh venv that reuses this venv's packages

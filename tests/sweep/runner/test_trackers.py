@@ -160,10 +160,10 @@ def test_the_short_name_and_dotted_names_load(monkeypatch):
     assert e.value.key == "run.callbacks" and "allowed: mlflow" in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason="sweep/plan/spec.py's _callbacks still asks for a dot "
-                   "in every name; the short name loads (test above) once the spec lets it in")
 def test_the_spec_accepts_the_short_name():
     assert spec(run='callbacks = ["mlflow"]').callbacks == ("mlflow",)
+    with pytest.raises(SpecError, match="run.callbacks.*mlflow, wandb"):
+        spec(run='callbacks = ["mlfow"]')
 
 
 def test_mlflow_missing_is_one_line_naming_run_callbacks(tmp_path, wdsweep, cli_env):
