@@ -1,8 +1,12 @@
-"""Shared fixtures. One real local Ray per test session (ray.init costs ~5 s)."""
+"""Shared fixtures. One real local Ray per test session (ray.init costs ~5 s), and one
+real finished tiny study per session for the tests that read or attack a study."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +68,37 @@ def wdsweep(cli_env):
                               capture_output=True, text=True, timeout=timeout, **kw)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def finished_study(ray_local, tmp_path_factory) -> Path:
+    """A real finished sweep of the hardening tests' tiny spec (tests/sweep/_helpers.py
+    spec_text(): 2 λ × 2 seeds in two packs), built once per session. Shared by the
+    store's unit tests and the security suite: read it, never change it (take `study`)."""
+    import sweep
+    from sweep.plan.spec import parse
+    from tests.sweep._helpers import spec_text
+
+    study = tmp_path_factory.mktemp("finished") / "study"
+    out = sweep.run(parse(spec_text()), study)
+    assert out["completed"] == 4
+    return study
+
+
+@pytest.fixture
+def study(finished_study, tmp_path) -> Path:
+    """A copy of the finished study, moved by its owner: its records name the copy's
+    own experiments (and are sealed by this user, as the user's own wdsweep would)."""
+    from sweep.store import study as st
+
+    dst = tmp_path / "study"
+    shutil.copytree(finished_study, dst, symlinks=True)
+    old, new = str(finished_study), str(dst)
+    state = json.loads((dst / "study.json").read_text().replace(old, new))
+    for e in state["experiments"]:
+        p = dst / "plans" / f"{e['name']}.json"
+        data = p.read_text().replace(old, new).encode()
+        p.write_bytes(data)
+        e["plan_sha256"] = hashlib.sha256(data).hexdigest()
+    st.write_state(dst, state)
+    return dst

@@ -1,17 +1,15 @@
-"""Shared pieces of the adversarial suite: a finished tiny study to attack (copied per
-test), and an attacker's edits -- who can write the study and recompute any checksum
-in it, but cannot read this user's key (sweep.store.trust)."""
+"""Shared pieces of the adversarial suite: an attacker's edits -- who can write the study
+and recompute any checksum in it, but cannot read this user's key (sweep.store.trust).
+The finished tiny study to attack (`finished_study`, copied per test as `study`) is
+tests/conftest.py's, shared with the store's unit tests."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from sweep.store import trust as _trust
 from tests.sweep._helpers import spec_text
@@ -20,36 +18,6 @@ TINY = spec_text()  # the hardening tests' tiny study: 2 λ × 2 seeds, two pack
 
 EVIL = "import pathlib\npathlib.Path({marker!r}).write_text('ran')\n" \
        "def task(seed, **kw):\n    raise SystemExit\ndef model(**kw):\n    raise SystemExit\n"
-
-
-@pytest.fixture(scope="session")
-def finished_study(ray_local, tmp_path_factory) -> Path:
-    import sweep
-    from sweep.plan.spec import parse
-
-    study = tmp_path_factory.mktemp("finished") / "study"
-    out = sweep.run(parse(TINY), study)
-    assert out["completed"] == 4
-    return study
-
-
-@pytest.fixture
-def study(finished_study, tmp_path) -> Path:
-    """A copy of the finished study, moved by its owner: its records name the copy's
-    own experiments (and are sealed by this user, as the user's own wdsweep would)."""
-    from sweep.store import study as st
-
-    dst = tmp_path / "study"
-    shutil.copytree(finished_study, dst, symlinks=True)
-    old, new = str(finished_study), str(dst)
-    state = json.loads((dst / "study.json").read_text().replace(old, new))
-    for e in state["experiments"]:
-        p = dst / "plans" / f"{e['name']}.json"
-        data = p.read_text().replace(old, new).encode()
-        p.write_bytes(data)
-        e["plan_sha256"] = hashlib.sha256(data).hexdigest()
-    st.write_state(dst, state)
-    return dst
 
 
 def evil_module(d: Path, name: str, marker: Path) -> Path:
