@@ -1,6 +1,8 @@
-"""Published tables: export a study, import it on "another machine", extend it there."""
+"""Published tables: export a study, import it on "another machine", extend it there; at
+unit level, what export writes and what import refuses."""
 
 import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 import sweep
 from sweep.plan.spec import SpecError
+from sweep.store import study as st
 from sweep.store.publish import export, import_
 from tests.sweep._helpers import assert_each_member_once, spec
 
@@ -80,3 +83,78 @@ def test_cli_import_of_the_committed_seed_study_plans_nothing_to_run(wdsweep, tm
                 "--dry-run", timeout=120)
     assert r.returncode == 0, r.stderr
     assert "42 already done" in r.stdout + r.stderr and "0 trials to run" in r.stdout + r.stderr
+
+
+# Unit level: what export writes and what import refuses, on copies of the published files.
+
+
+def test_export_is_the_same_bytes_twice_and_its_manifest_checks_the_plain_tables(
+        published, tmp_path) -> None:
+    study, pub = published
+    m = export(study, tmp_path / "again")
+    for name in ("results.csv", "history.csv"):
+        assert (tmp_path / "again" / f"{name}.gz").read_bytes() == \
+            (pub / f"{name}.gz").read_bytes()  # gzip mtime 0: reproducible
+        data = (study / name).read_bytes()
+        assert m["tables"][name] == {"rows": len(pd.read_csv(study / name)),
+                                     "sha256": hashlib.sha256(data).hexdigest()}
+    assert m["experiments"] == [{"name": "exp-000", "status": "finished"}]
+    assert sorted(p.name for p in (tmp_path / "again" / "specs").iterdir()) == \
+        sorted(p.name for p in (study / "specs").glob("*.toml"))
+
+
+def test_export_refuses_a_study_without_results_and_a_destination_it_cannot_use(
+        published, tmp_path) -> None:
+    study, _ = published
+    with pytest.raises(SpecError, match="nothing to export"):
+        export(tmp_path / "empty", tmp_path / "out")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SpecError, match="is not a directory") as e:
+        export(study, tmp_path / "file")
+    assert e.value.key == "dest"
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "specs").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(SpecError, match="symbolic link"):
+        export(study, tmp_path / "linked")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "elsewhere").exists()
+
+
+def test_plain_tables_without_a_manifest_import_as_one_imported_experiment(published,
+                                                                           tmp_path) -> None:
+    study, _ = published
+    src = tmp_path / "plain-tables"
+    src.mkdir()
+    for name in ("results.csv", "history.csv"):
+        (src / name).write_bytes((study / name).read_bytes())
+    new = tmp_path / "new"
+    out = import_(src, new)
+    res = pd.read_csv(study / "results.csv", dtype={"config_hash": str})
+    assert out == {"members": 4, "completed": 4,
+                   "history_rows": len(pd.read_csv(study / "history.csv"))}
+    state = st.check(new)  # sealed, its tables recorded
+    (e,) = state["experiments"]
+    assert (e["name"], e["status"], e["trials"]) == ("imported", "imported", [])
+    assert e["members"] == res.config_hash.tolist() and e["uri"] == str(src.resolve())
+    assert state["name"] == "plain-tables"
+    assert sweep.status(new)["completed"] == 4
+
+
+@pytest.mark.parametrize("results, match", [
+    (None, "has no results.csv"),
+    (b"", "unreadable CSV"),
+    (b"config_hash,status\n\xff\xfe,completed\n", "unreadable CSV"),
+    (b"config_hash,step\nabc123,8\n", r"missing \['config_hash', 'status'\] columns"),
+    (b"config_hash,status\n../../x,completed\n", "not a hex id"),
+    (b"config_hash,status\n,completed\n", "not a hex id"),
+], ids=["none", "empty", "not-utf8", "no-status", "path-hash", "no-hash"])
+def test_import_refuses_tables_that_are_not_a_studys_and_writes_nothing(
+        tmp_path, results, match) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    if results is not None:
+        (src / "results.csv").write_bytes(results)
+    with pytest.raises(SpecError, match=match):
+        import_(src, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(SpecError, match="not a directory of published tables"):
+        import_(src / "results.csv", tmp_path / "new")
