@@ -27,7 +27,8 @@ def main(args: argparse.Namespace) -> int:
         a = analyze(args.path, args.out, window=DEFAULT_WINDOW if window is None else window,
                     last=getattr(args, "last", None), run_col=getattr(args, "run_col", None),
                     ignore=getattr(args, "ignore", None) or (),
-                    figures=getattr(args, "figures", True))
+                    figures=getattr(args, "figures", True),
+                    refine=getattr(args, "refine", None))  # a refined study's record
     except AnalysisError as e:
         print(f"wdsweep analyze: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
