@@ -93,7 +93,7 @@ MUTANTS = [
            "    model.training = True\n", tuple(TRAINER_FAST)),
     Mutant("sweep-resume-from-step-0", "sweep/runner/trainable.py",
            '        elif trial.init:', "        elif False:",
-           ("tests/sweep/test_resume_values.py", "-m", "slow", "-k", "retried"),
+           ("tests/sweep/runner/test_resume_values.py", "-m", "slow", "-k", "retried"),
            "`wdsweep resume` ignores each pack's newest trainer checkpoint: trials restart"),
     # The analysis: estimators whose wrong versions still produce plausible numbers.
     Mutant("sqrt-rule-exponents", "analysis/_fit.py", '"sqrt": (0.5, -0.5, -0.5),',
