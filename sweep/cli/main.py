@@ -95,13 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("study", type=Path, help="study directory")
     s.add_argument("--retry-errored", action="store_true",
                    help="also rerun errored trials, from their newest checkpoint")
-    s.add_argument("--address", default=None, help=address)
-    s.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
-    s.add_argument("--no-report", action="store_true", help="skip the analysis report")
-    s.add_argument("--ray-logs", action="store_true", help=ray_logs)
-    s.add_argument("--trust-code", action="store_true", help=trust)
-    s.add_argument("--yes", action="store_true",
-                   help="resume even beyond the compute bounds")
+    _launch_flags(s, address, ray_logs, trust, "resume")
 
     rf = add("refine", "more refinement rounds on a study run with [refine]")
     rf.add_argument("study", type=Path, help="study directory")
@@ -109,12 +103,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="rounds to run beyond those recorded (default: up to the spec's)")
     rf.add_argument("--budget", type=float, default=None,
                     help="a new total of member-steps for all rounds (default: the spec's)")
-    rf.add_argument("--address", default=None, help=address)
-    rf.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
-    rf.add_argument("--no-report", action="store_true", help="skip the analysis report")
-    rf.add_argument("--ray-logs", action="store_true", help=ray_logs)
-    rf.add_argument("--trust-code", action="store_true", help=trust)
-    rf.add_argument("--yes", action="store_true", help="run even beyond the compute bounds")
+    _launch_flags(rf, address, ray_logs, trust, "run")
 
     rp = add("repair", "rebuild a damaged study's tables from its checkpoints")
     rp.add_argument("study", type=Path, help="study directory")
@@ -150,6 +139,17 @@ def _parser() -> argparse.ArgumentParser:
                         "JSON on stdout")
     add_options(a)  # as `python -m analysis.cli` (argparse only: no pandas here)
     return p
+
+
+def _launch_flags(p: argparse.ArgumentParser, address: str, ray_logs: str, trust: str,
+                  verb: str) -> None:
+    """The flags of a command that continues a study on Ray (resume, refine)."""
+    p.add_argument("--address", default=None, help=address)
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
+    p.add_argument("--no-report", action="store_true", help="skip the analysis report")
+    p.add_argument("--ray-logs", action="store_true", help=ray_logs)
+    p.add_argument("--trust-code", action="store_true", help=trust)
+    p.add_argument("--yes", action="store_true", help=f"{verb} even beyond the compute bounds")
 
 
 def _train(args: argparse.Namespace) -> int:
