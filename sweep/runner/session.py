@@ -172,19 +172,33 @@ def _connect(ray: Any, address: str | None, study: Path | None,
 
 
 def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
-    """Ray retries an unreachable GCS for minutes; a host:port that refuses a TCP
-    connection is bad input now."""
-    if address is None or address == "auto" or "://" in address:
+    """An --address (or, for `auto`, the RAY_ADDRESS it stands for) checked before Ray is
+    asked: Ray retries an unreachable or refusing GCS for a minute and then says only
+    that it failed to connect. A dashboard URL (http://...:8265, the job API's address),
+    a host:port that refuses a TCP connection, and a cluster whose token authentication
+    refuses this driver are each one line now."""
+    if address is None:
         return
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise SpecError("--address", f"got {address!r}; allowed: auto, host:port, "
-                        "ray://host:port")
+    target, key = address, "--address"
+    if address == "auto":
+        # Ray's `auto` is RAY_ADDRESS when that is set (an explicit address: Ray then sends
+        # a token only under RAY_AUTH_MODE=token); else the cluster `ray start` left on
+        # this machine, whose token Ray finds itself.
+        target, key = os.environ.get("RAY_ADDRESS", "").strip(), "RAY_ADDRESS"
+        if target in ("", "auto", "local"):
+            _check_token(None, timeout_s)
+            return
+    _check_address_form(target, key)
+    if "://" in target:  # ray://: the Ray Client server, which speaks for itself
+        _check_token(None, timeout_s)
+        return
+    host, _, port = target.rpartition(":")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as e:
-        raise SpecError("--address", f"cannot reach Ray at {address} ({e.strerror or e}); "
-                        "allowed: auto, host:port, ray://host:port") from None
+        raise SpecError(key, f"cannot reach Ray at {target} ({e.strerror or e}); "
+                        f"allowed: {_ADDRESS_FORMS}") from None
+    _check_token(target, timeout_s)
 
 
 def _largest_node() -> dict[str, float]:
@@ -235,3 +249,103 @@ def ray_version() -> str:
     import ray  # lazy: Ray only when a sweep runs
 
     return ray.__version__
+
+
+# --- the cluster's address and token (_check_reachable) -----------------------------------
+
+_ADDRESS_FORMS = ("auto, host:port (the head's GCS port: `ray start --head --port`, 6379 by "
+                  "default), ray://host:port (Ray Client, 10001 by default)")
+_TOKEN_HOW = ("RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN, in a file "
+              "named by RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token (`ray get-auth-token` "
+              "on the head prints it)")
+
+
+def _check_address_form(address: str, key: str) -> None:
+    """One of Ray's driver addresses, or one line naming `key` and the forms allowed."""
+    got, allowed = repr(address), _ADDRESS_FORMS
+    if key == "RAY_ADDRESS":
+        got = f"RAY_ADDRESS={address!r}, which --address auto stands for"
+        allowed = "RAY_ADDRESS unset, or " + _ADDRESS_FORMS.removeprefix("auto, ")
+    scheme, sep, rest = address.partition("://")
+    if sep:
+        if scheme.lower() in ("http", "https"):
+            raise SpecError(key, f"got {got}: a dashboard / job API address (`ray job submit "
+                            f"--address`, RAY_API_SERVER_ADDRESS), not a driver's; allowed: "
+                            f"{allowed}")
+        if scheme == "ray" and rest:
+            return
+        raise SpecError(key, f"got {got}; allowed: {allowed}")
+    host, sep, port = address.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SpecError(key, f"got {got}; allowed: {allowed}")
+
+
+def _check_token(address: str | None, timeout_s: float) -> None:
+    """Under RAY_AUTH_MODE=token, that there is a token to send; then (given `address`,
+    a host:port) ask the GCS there for its cluster id as ray.init will, with the same
+    token or none: a refused token is one line saying so, not a minute of retries ending
+    in "Failed to connect". Anything else is left to ray.init to report."""
+    try:  # private API (Ray >= 2.52): without it, ray.init reports what it finds
+        from ray._raylet import (
+            AuthenticationMode,
+            AuthenticationTokenLoader,
+            InnerGcsClient,
+            get_authentication_mode,
+        )
+        from ray.exceptions import AuthenticationError, RayError
+    except ImportError:
+        return
+    token_mode = get_authentication_mode() == AuthenticationMode.TOKEN
+    if token_mode:
+        try:  # Ray raises where it finds none, or RAY_AUTH_TOKEN_PATH names no token
+            found = AuthenticationTokenLoader.instance().has_token()
+        except AuthenticationError:
+            found = False
+        if not found:
+            path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+            if path and not os.environ.get("RAY_AUTH_TOKEN"):
+                raise SpecError("RAY_AUTH_TOKEN_PATH", f"names {path}, which cannot be read "
+                                f"or is empty; give {_TOKEN_HOW}")
+            raise SpecError("RAY_AUTH_TOKEN", f"RAY_AUTH_MODE=token but no token is set "
+                            f"to send to Ray at {address or 'auto'}; give {_TOKEN_HOW}")
+    if address is None:
+        return
+    try:
+        with _stderr_quiet():  # Ray's C++ client logs each refusal on stderr
+            InnerGcsClient.standalone(address, None, int(timeout_s * 1000))
+    except AuthenticationError:
+        if not token_mode:
+            raise SpecError("RAY_AUTH_MODE", f"the Ray cluster at {address} requires token "
+                            f"authentication and this driver sends no token; give "
+                            f"{_TOKEN_HOW}") from None
+        raise SpecError("RAY_AUTH_TOKEN", f"the Ray cluster at {address} refused the token "
+                        f"from {_token_source()}; give {_TOKEN_HOW}") from None
+    except (RayError, OSError, RuntimeError, ValueError):
+        return  # not answering as a GCS (yet): ray.init waits for it and says what it finds
+
+
+def _token_source() -> str:
+    """Where Ray takes its token from (Ray's precedence)."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return f"RAY_AUTH_TOKEN_PATH ({os.environ['RAY_AUTH_TOKEN_PATH']})"
+    return "~/.ray/auth_token"
+
+
+@contextmanager
+def _stderr_quiet() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for a moment (unless --ray-logs): Ray's C++ logging
+    writes there directly."""
+    if _OPTIONS["ray_logs"]:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
