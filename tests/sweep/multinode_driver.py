@@ -48,8 +48,10 @@ def main(work: Path) -> None:
     out: dict = {"nodes": {"head": cluster.head_node.node_id, "cpu": cpu_node.node_id,
                            "gpu": gpu_node.node_id}}
 
-    # 1. CPU trials spread over the nodes.
-    sweep.run(spec("spread", [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]), work / "spread")
+    # 1. CPU trials spread over the nodes. Each long enough (~2 s) that the other nodes'
+    # workers are up before one reused actor could have run them all (a loaded machine
+    # starts workers slowly: 0.3-s trials all landed on one node).
+    sweep.run(spec("spread", [0.0, 0.01, 0.03, 0.1, 0.3, 1.0], epochs=48), work / "spread")
     res = pd.read_csv(work / "spread" / "results.csv")
     out["spread_nodes"] = sorted(set(res.node))
     out["spread_completed"] = int((res.status == "completed").sum())

@@ -59,7 +59,7 @@ def test_a_bad_callback_name_is_one_line_exit_2_and_writes_nothing(tmp_path, wds
     spec = tmp_path / "s.toml"
     for bad, said in (('["no_such_module.Thing"]', "cannot import"),
                       ('["json.JSONDecoder"]', "is not a ray.tune.Callback"),
-                      ('"x"', "a list of dotted names")):
+                      ('"x"', "dotted names of Ray Tune Callback classes")):
         spec.write_text(DEMO.read_text() + f"callbacks = {bad}\n")
         r = wdsweep("run", spec, "--study", tmp_path / "study", "--dry-run", timeout=120)
         assert r.returncode == 2 and said in r.stderr and "run.callbacks" in r.stderr, r.stderr
