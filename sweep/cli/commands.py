@@ -80,13 +80,16 @@ def _print_plan(plan: dict[str, Any], as_json: bool) -> None:
         return
     print(plan["summary"])
     # T is epochs, as in the rule λ_norm·sqrt(b/(B·T)) and the report; steps are steps.
+    axes = sorted({k for t in plan["trials"] for m in t["members"] for k in m
+                   if k.startswith(("task_args.", "model_args."))})  # your code's axes
     print(f"{'trial':<13} {'weight_decay':>12} {'seed':>5} {'b':>5} {'B':>7} {'T':>7} "
-          f"{'steps':>8}  config_hash")
+          f"{'steps':>8}  config_hash" + "".join(f"  {a}" for a in axes))
     for t in plan["trials"]:
         for m in t["members"]:
             print(f"{t['key']:<13} {m['weight_decay']:>12.4g} {m['seed']:>5} "
                   f"{m['batch_size']:>5} {m['train_size']:>7} {m['epochs']:>7.4g} "
-                  f"{m['total_steps']:>8}  {m['config_hash']}")
+                  f"{m['total_steps']:>8}  {m['config_hash']}"
+                  + "".join(f"  {str(m.get(a, '')):<{len(a)}}" for a in axes))
     print("T: epochs of the training set; steps: T x floor(B / b), the member's steps")
 
 

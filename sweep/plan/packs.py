@@ -13,6 +13,7 @@ from typing import Any
 from sweep.plan import code as _code
 from sweep.plan.bounds import plan_core_hours
 from sweep.plan.code import complete
+from sweep.plan.members import member_table
 from sweep.plan.spec import Spec, SpecError, base_config
 from sweep.plan.trial import Trial
 from trainer import ConfigError, TrainConfig, build
@@ -68,8 +69,14 @@ class Plan:
                     trials=[dict(key=t.key, members=[dict(
                         config_hash=m.config_hash(), weight_decay=m.decay.weight_decay,
                         seed=m.seed, batch_size=m.batch_size, train_size=m.train_size,
-                        epochs=m.epochs_T, total_steps=m.total_steps) for m in t.members])
+                        epochs=m.epochs_T, total_steps=m.total_steps, **_axes(row))
+                        for m, row in zip(t.members, member_table(t.members).values())])
                         for t in self.trials])
+
+
+def _axes(row: dict[str, Any]) -> dict[str, Any]:
+    """A member's task_args.* / model_args.* values (the member table's), for the plan."""
+    return {k: v for k, v in row.items() if k.startswith(("task_args.", "model_args."))}
 
 
 def pack_size(spec: Spec, m: TrainConfig, gpu_memory: int | None = None) -> int:
