@@ -20,7 +20,7 @@ from sweep.plan.spec import Spec, parse
 # The sweep tests' tiny spec: 2 λ × 2 seeds in packs of 2, an evaluation and a checkpoint
 # every 8 steps (runner/test_sweep.py, test_live.py, store/test_publish.py, ...).
 SPEC = """
-name = "t"
+name = "{name}"
 preset = "tiny"
 [fixed]
 epochs = {epochs}
@@ -33,11 +33,13 @@ seed = [0, 1]
 pack = 2
 checkpoint_every = {ckpt}
 max_failures = 0
+{run}
 """
 
 
-def spec(wds=(0.0, 0.1), epochs=4, ckpt=8) -> Spec:
-    return parse(SPEC.format(wds=list(wds), epochs=epochs, ckpt=ckpt))
+def spec(wds=(0.0, 0.1), epochs=4, ckpt=8, name="t", run="") -> Spec:
+    """`run`: more lines for [run] (storage, callbacks)."""
+    return parse(SPEC.format(wds=list(wds), epochs=epochs, ckpt=ckpt, name=name, run=run))
 
 
 def assert_each_member_once(study: Path, s: Spec) -> pd.DataFrame:

@@ -16,28 +16,11 @@ import pytest
 
 import sweep
 from sweep.plan.packs import make_plan
-from sweep.plan.spec import SpecError, parse
+from sweep.plan.spec import SpecError
 from sweep.runner.reap import descendants
 from sweep.store.repair import repair
 from tests.faults import FAULT_DIR_ENV
-from tests.sweep._helpers import driver, exp_dir, wait_for
-
-SPEC = """
-name = "r"
-preset = "tiny"
-[fixed]
-epochs = {epochs}
-train_size = 256
-eval_every = 8
-[grid]
-weight_decay = [0.0, 0.1]
-seed = [0, 1]
-[run]
-pack = 2
-checkpoint_every = 8
-max_failures = 0
-{storage}
-"""
+from tests.sweep._helpers import driver, exp_dir, spec, wait_for
 
 
 class Evil:
@@ -66,7 +49,7 @@ def history(study: Path) -> pd.DataFrame:
 
 def test_resume_runs_no_planted_pickle_and_ends_bit_identical(ray_local, tmp_path,
                                                               fault_dir):
-    s = parse(SPEC.format(epochs=6, storage=""))
+    s = spec(epochs=6, name="r", run="")
     victim = make_plan(s).trials[0].members[0]
     fault = fault_dir / victim.config_hash()
     fault.write_text("40")  # the pack errors at step 40, after its step-32 checkpoint
@@ -98,7 +81,7 @@ def _some_done(study: Path) -> bool:
 
 def long_spec_text() -> str:
     """Four packs on two CPUs, long enough to be killed with some done, some not."""
-    return parse(SPEC.format(epochs=60, storage="")).text.replace(
+    return spec(epochs=60, name="r", run="").text.replace(
         "checkpoint_every = 8", "checkpoint_every = 40").replace(
         "weight_decay = [0.0, 0.1]", "weight_decay = [0.0, 0.1, 0.3, 1.0]")
 
@@ -145,7 +128,7 @@ def test_resume_on_s3_runs_no_planted_pickle(tmp_path, s3_server, cli_env, fault
     s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     s3.create_bucket(Bucket="wdsweep-safe")
-    s = parse(SPEC.format(epochs=6, storage='storage = "s3://wdsweep-safe/st"'))
+    s = spec(epochs=6, name="r", run='storage = "s3://wdsweep-safe/st"')
     victim = make_plan(s).trials[0].members[0]
     faults = tmp_path / "faults"
     faults.mkdir()
@@ -237,7 +220,7 @@ def _running(pid: int) -> bool:
 
 def test_a_study_from_before_plan_records_is_migrated_from_its_saved_spec_then_resumes(
         ray_local, tmp_path, fault_dir):
-    s = parse(SPEC.format(epochs=2, storage=""))
+    s = spec(epochs=2, name="r", run="")
     victim = make_plan(s).trials[1].members[0]
     fault = fault_dir / victim.config_hash()
     fault.write_text("16")

@@ -17,7 +17,8 @@ import pytest
 
 import sweep
 from sweep.plan.packs import make_plan
-from sweep.plan.spec import Spec, SpecError, parse
+from sweep.plan.spec import Spec, SpecError
+from tests.sweep._helpers import spec as tiny_spec
 
 mlflow = pytest.importorskip("mlflow", reason="mlflow is a dev dependency (pip install "
                              "-e .[dev])")
@@ -27,27 +28,9 @@ from sweep.runner.callbacks import load  # noqa: E402
 from sweep.runner.trackers import MLflowTracker, WandbTracker  # noqa: E402
 
 TRACKER = "sweep.runner.trackers.MLflowTracker"
-# 2 λ × 2 seeds in packs of 2 (two trials), an evaluation every 8 steps, 4 epochs.
-SPEC = """
-name = "{name}"
-preset = "tiny"
-[fixed]
-epochs = {epochs}
-train_size = 256
-eval_every = 8
-[grid]
-weight_decay = {wds}
-seed = [0, 1]
-[run]
-pack = 2
-checkpoint_every = 8
-max_failures = 0
-{run}
-"""
-
-
 def spec(name="mlf", wds=(0.05, 0.2), epochs=4, run="") -> Spec:
-    return parse(SPEC.format(name=name, wds=list(wds), epochs=epochs, run=run))
+    """The sweep tests' tiny spec (2 λ × 2 seeds in packs of 2, an evaluation every 8 steps)."""
+    return tiny_spec(wds, epochs, name=name, run=run)
 
 
 def runs(uri: str, experiment: str) -> tuple[dict, dict]:
