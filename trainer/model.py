@@ -100,9 +100,14 @@ class FlatPacked:
 
     @torch.no_grad()
     def weight_norms(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per member: (sum of per-tensor L2 norms, sum of squares), each (K,)."""
-        norms = torch.stack([p.reshape(self.K, -1).norm(dim=1) for p in self.p.values()])
-        return norms.sum(0), (norms**2).sum(0)
+        """Per member: (sum of per-tensor L2 norms, sum of squares), each (K,). Each
+        member's norms are reduced on their own: a reduction across the K axis (a
+        (K, n).norm(dim=1), a (P, K).sum(0)) adds in an order that depends on K, and a
+        member's numbers must not depend on its pack (early stopping shrinks packs)."""
+        flat = [p.reshape(self.K, -1) for p in self.p.values()]
+        norms = [torch.stack([p[k].norm() for p in flat]) for k in range(self.K)]
+        return (torch.stack([n.sum() for n in norms]),
+                torch.stack([(n * n).sum() for n in norms]))
 
     def zero_grad(self) -> None:
         self.grad.zero_()

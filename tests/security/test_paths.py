@@ -146,6 +146,46 @@ def test_a_record_with_the_owners_token_still_reaps_only_its_owners(tmp_path):
             p.wait()
 
 
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="Linux /proc")
+def test_a_signed_record_reaps_its_recorded_processes_and_a_forged_signature_nothing(
+        tmp_path, monkeypatch):
+    """Ray's agents lose the token from their environment (they retitle themselves):
+    the record's own list counts for them, but only under this user's signature, for
+    this study."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv(_reap.OWNER_ENV, "c0ffee" * 6)
+    study, other = tmp_path / "s", tmp_path / "other"
+    study.mkdir()
+    other.mkdir()
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                              env={k: v for k, v in os.environ.items()
+                                   if k != _reap.OWNER_ENV}, start_new_session=True)
+    try:
+        time.sleep(0.3)
+        gone = [2 ** 22 + 17, 1]
+        for s in (study, other):
+            _reap.record(s)  # signed; this pytest process is its "driver"
+            rec = json.loads((s / ".ray-local.json").read_text())
+            rec["procs"] = [[orphan.pid, _start_time(orphan.pid)]]
+            rec["driver"] = gone
+            rec["hmac"] = _reap._mac(_reap._key(False), s, gone, rec["procs"],
+                                     rec["owner_sha256"])
+            (s / ".ray-local.json").write_text(json.dumps(rec))
+        key_file = tmp_path / "state" / "wdsweep" / "reap.key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        forged = dict(rec, hmac="0" * 64)
+        (study / ".ray-local.json").write_text(json.dumps(forged))
+        assert _reap.reap(study, wait_s=5) == 0 and orphan.poll() is None
+        (study / ".ray-local.json").write_text(  # another study's signed record
+            (other / ".ray-local.json").read_text())
+        assert _reap.reap(study, wait_s=5) == 0 and orphan.poll() is None
+        assert _reap.reap(other, wait_s=5) == 1
+        orphan.wait(timeout=10)
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
 @pytest.mark.parametrize("where", ["report/report.html", "tensorboard/run",
                                    "experiments/x/exp-001"])
 def test_a_link_deep_in_a_written_tree_is_refused(study, tmp_path, wdsweep, victim_file,

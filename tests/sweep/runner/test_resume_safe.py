@@ -204,10 +204,19 @@ def test_embedded_ray_listens_on_loopback_only_and_a_killed_drivers_ray_is_reape
     assert left, "a SIGKILLed driver leaves its Ray processes behind"
     r = wdsweep("status", study, timeout=120)  # the next command reaps them
     assert r.returncode == 0, r.stderr
-    assert wait_for(lambda: not [q for q in ray_pids if _running(q)], timeout=30)
+    # Ray's agents (retitled, so without the token in their environment) included
+    assert wait_for(lambda: not [q for q in ray_pids if _running(q)], timeout=30), (
+        [_title(q) for q in ray_pids if _running(q)], r.stderr)
     r = wdsweep("resume", study, "--address", ray_address, "--no-report", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(pd.read_csv(study / "results.csv")) == 8
+
+
+def _title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()[:60].decode(errors="replace")
+    except OSError:
+        return f"{pid} (gone)"
 
 
 def _running(pid: int) -> bool:

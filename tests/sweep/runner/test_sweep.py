@@ -124,7 +124,8 @@ def test_a_second_run_on_a_busy_study_refuses_and_corrupts_nothing(ray_address, 
 
 def test_gpus_asked_of_a_cluster_without_gpus_is_bad_input_and_leaves_nothing(ray_local,
                                                                              tmp_path):
-    s = parse(SPEC.format(wds=[0.1], epochs=1, ckpt=8) + "[resources]\ngpus_per_trial = 1\n")
+    s = parse(SPEC.format(wds=[0.1], epochs=1, ckpt=8, name="t", run="")
+              + "[resources]\ngpus_per_trial = 1\n")
     with pytest.raises(SpecError) as e:
         sweep.run(s, tmp_path / "study")
     assert e.value.key == "resources.gpus_per_trial" and "has 0 GPUs" in str(e.value)
@@ -133,8 +134,7 @@ def test_gpus_asked_of_a_cluster_without_gpus_is_bad_input_and_leaves_nothing(ra
 
 def test_two_studies_sharing_one_storage_root_do_not_collide(ray_local, tmp_path):
     shared = tmp_path / "shared-runs"
-    s = parse(SPEC.format(wds=[0.0, 0.1], epochs=2, ckpt=8)
-              + f'storage = "{shared}"\n')
+    s = spec(wds=[0.0, 0.1], epochs=2, run=f'storage = "{shared}"')
     sweep.run(s, tmp_path / "a")
     sweep.run(s, tmp_path / "b")
     ua, ub = exp_dir(tmp_path / "a"), exp_dir(tmp_path / "b")
