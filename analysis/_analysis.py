@@ -103,6 +103,11 @@ def _checks(runs: pd.DataFrame, cells: pd.DataFrame, keys: list[str], unit: str,
     if other:
         w.append(f"cells also differ in {', '.join(other)}: the scaling-rule fit pools them "
                  "(one constant for all); fit a subset to separate them")
+    if "stopped_step" in runs and (stopped := runs["stopped_step"].notna()).any():
+        w.append(f"{int(stopped.sum())} of {len(runs)} runs stopped early (collapsed: "
+                 "trainer.early_stop); censored: their final metrics are the mean over their "
+                 "own last window before the stop, not over the run's end (summary.csv "
+                 "stopped_step)")
     nan = runs["final_test_acc"].isna()
     if nan.any():
         w.append(f"{int(nan.sum())} of {len(runs)} runs have NaN test_acc (listed in "

@@ -28,6 +28,7 @@ BOOKKEEPING = frozenset({
     "iterations_since_restore", "done", "checkpoint_dir_name", "logdir", "should_checkpoint",
     "episodes_total", "timesteps_total", "wall_time", "status", "member", "config_hash",
     "error", "run", "cell", "experiment", "node", "train_seconds", "resumed_from",
+    "stop", "stopped_step", "stop_reason",  # early stopping (trainer.early_stop): outcomes
 })
 
 # The trainer's config keys: TrainConfig's fields plus what resolved() derives. Columns

@@ -18,9 +18,11 @@ from analysis._schema import FINAL, METRICS
 
 DELAY_LEVELS = (0.5, 0.9)
 WINDOW = 0.1  # fraction of a run's steps whose evaluations make its final metrics
+STOP_EVALS = 5  # trainer.config's stop_evals default: a stopped run's window, if unrecorded
 # Per-run columns carried from the canonical frame into the summary.
 _RUN_COLUMNS = ("run", "cell", "seed", "data_seed", "lam", "weight_decay", "decay_per_step",
-                "lambda_norm", "lr", "batch_size", "train_size", "T", "batch_norm", "bn_eps")
+                "lambda_norm", "lr", "batch_size", "train_size", "T", "batch_norm", "bn_eps",
+                "stopped_step")
 
 
 def finals(hist: pd.DataFrame, window: float = WINDOW, last: int | None = None
@@ -28,9 +30,17 @@ def finals(hist: pd.DataFrame, window: float = WINDOW, last: int | None = None
     """final_<metric> per run: mean over the final `window` of the run's steps (or, with
     `last`, of its last `last` finite evaluations); n_window: test accuracies averaged."""
     h = hist.sort_values(["run", "step"], na_position="first", kind="stable")
+    # A run stopped early (trainer.early_stop) is censored: its window is the evaluations
+    # its stop rested on (the last stop_evals, collapsed and flat), not a fraction of a
+    # run it never finished.
+    stopped = h["stopped_step"].notna() if "stopped_step" in h else pd.Series(False, h.index)
     if last is None:
         end = h.groupby("run")["step"].transform("max")
-        h = h[~(h["step"] < (1.0 - window) * end)]  # NaN steps (no history) are kept
+        h = h[~(h["step"] < (1.0 - window) * end) | stopped]  # NaN steps (no history) kept
+        stopped = stopped.loc[h.index]
+    k = h["stop_evals"] if "stop_evals" in h else pd.Series(STOP_EVALS, h.index)
+    rank = h.groupby("run").cumcount(ascending=False)  # 0 = the run's last evaluation
+    h = h[~stopped | (rank < k.fillna(STOP_EVALS))]
     out = {}
     for m in (m for m in METRICS if m in h):
         v = h[["run", m]].dropna()

@@ -101,6 +101,12 @@ class TrainConfig:
     # bf16 inputs, ~1.3x faster on CPUs with AVX512-BF16; weights, optimizer state and
     # the loss stay fp32). It changes the numbers, so it is part of the config hash.
     precision: str = "fp32"
+    # early stopping inside a pack (trainer.early_stop); None never stops. A member stops
+    # when its train accuracy stays <= stop_train_acc for stop_evals evaluations in a
+    # row while its train loss improves by less than stop_tol (relative): collapsed.
+    stop_train_acc: float | None = None  # fraction, e.g. 0.02
+    stop_evals: int = 5  # evaluations
+    stop_tol: float = 0.01  # relative change of the train loss over those evaluations
 
     def __post_init__(self) -> None:
         if self.epochs is None and self.steps is None:
@@ -158,6 +164,9 @@ class TrainConfig:
                 d[k] = json.dumps(d[k], sort_keys=True)
         if d["precision"] == "fp32":  # the default: hashes and tables stay as they were
             d.pop("precision")
+        if self.stop_train_acc is None:  # likewise: no early stopping
+            for k in ("stop_train_acc", "stop_evals", "stop_tol"):
+                d.pop(k)
         if self.lr_schedule == "constant":  # likewise (lr_min has no effect there)
             d.pop("lr_min")
             if self.warmup == 0:
@@ -220,6 +229,18 @@ def _validate_schedule(c: TrainConfig) -> None:
                           f"{steps}-step run; must be shorter than the run")
 
 
+def _validate_stop(c: TrainConfig) -> None:
+    a = c.stop_train_acc
+    if a is not None and not (math.isfinite(a) and 0 <= a < 1):
+        raise ConfigError("stop_train_acc", f"got {a}; must be a fraction in [0, 1), or "
+                          "absent (never stop)")
+    if c.stop_evals < 2:
+        raise ConfigError("stop_evals", f"got {c.stop_evals}; must be an integer >= 2 "
+                          "(evaluations in a row)")
+    if not (math.isfinite(c.stop_tol) and 0 <= c.stop_tol < 1):
+        raise ConfigError("stop_tol", f"got {c.stop_tol}; must be a fraction in [0, 1)")
+
+
 def _validate(c: TrainConfig) -> None:
     check_user_keys(c)  # task (a registered name or "package.module:function"), model, ...
     for key, allowed in CHOICES.items():
@@ -248,6 +269,7 @@ def _validate(c: TrainConfig) -> None:
     if not (0 <= c.noise <= 1):
         raise ConfigError("noise", f"got {c.noise}; must be in [0, 1]")
     _validate_schedule(c)
+    _validate_stop(c)
     if c.task == "modular_add" and c.train_size >= c.modulus**2:
         raise ConfigError("train_size", f"got {c.train_size}; modular_add trains on train_size "
                           f"of the modulus^2 = {c.modulus**2} pairs: must be < {c.modulus**2}")

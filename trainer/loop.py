@@ -14,9 +14,10 @@ import torch
 from trainer import checkpoint, user
 from trainer.config import PACKABLE, ConfigError, TrainConfig
 from trainer.data import Batches, load_data  # load_data: also imported from here
+from trainer.early_stop import select_model_state, select_opt_state, stop_reason
 from trainer.model import PackedResMLP, reference_model
 from trainer.optim import PackedOptimizer
-from trainer.step import TrainStep, amp, upcast
+from trainer.step import TrainStep, amp, member_mean, upcast
 from trainer.vmapped import UserStep, scores_fn
 
 Rows = list[dict[str, Any]]
@@ -65,8 +66,8 @@ def check_pack(members: Sequence[TrainConfig]) -> None:
 def scores(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Per member: MSE loss, exact-match accuracy, bit accuracy; each (K,).
     `out` and `y` are (N, K, n_out)."""
-    hit = (out > 0.5) == (y > 0.5)
-    return (((out - y) ** 2).mean(dim=(0, 2)), hit.all(-1).float().mean(0),
+    hit = (out > 0.5) == (y > 0.5)  # means of 0/1 are exact in any order
+    return (member_mean((out - y) ** 2), hit.all(-1).float().mean(0),
             hit.float().mean(dim=(0, 2)))
 
 
@@ -88,41 +89,21 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
     torch.set_num_threads(cfg.threads or available_cpus())
     torch.set_flush_denormal(True)  # decayed weights and Adam's v underflow: denormals are slow
     dev = pick_device(cfg.device)
-    K, S, b, spe = len(members), cfg.total_steps, cfg.batch_size, cfg.steps_per_epoch
-    objective = None
-    if user.custom(cfg):  # your own task or model: any nn.Module, stacked (trainer.vmapped)
-        data, model, objective = user.load(list(members), dev)
-    else:
-        data = load_data(members, dev)
-        n_in, n_out = data["train"].x.shape[-1], data["train"].y.shape[-1]
-        model = PackedResMLP([reference_model(n_in, n_out, cfg.width, cfg.depth,
-                                              cfg.batch_norm, m.bn_eps, m.seed)
-                              for m in members], [m.bn_eps for m in members], dev)
-    decays = [m.decay for m in members]
-    opt = PackedOptimizer(cfg.optimizer, model, lr=[m.lr for m in members],
-                          wd=[d.weight_decay for d in decays],
-                          matrices_only=cfg.decay_mode == "matrices", beta1=cfg.beta1,
-                          beta2=cfg.beta2, eps=cfg.adam_eps, momentum=cfg.momentum,
-                          compile=_compile_update(cfg, dev, model.flat.numel()),
-                          schedule=cfg.schedule)
-    ctx = amp(cfg.precision, dev)  # fp32: nothing; bf16: torch.autocast around forwards
-    train_step = TrainStep(model, opt, graph=cfg.cuda_graph, log=warn, amp=ctx)
-    score = scores
-    if objective is not None:  # the task's loss and accuracy, an eager step
-        train_step, score = UserStep(model, opt, objective, amp=ctx), scores_fn(objective)
-    ident = [dict(member=k, config_hash=m.config_hash(), seed=m.seed, lr=m.lr,
-                  weight_decay=d.weight_decay, decay_per_step=d.decay_per_step,
-                  lambda_norm=d.lambda_norm, bn_eps=m.bn_eps, batch_size=b,
-                  train_size=m.train_size) for k, (m, d) in enumerate(zip(members, decays))]
+    S, b, spe = cfg.total_steps, cfg.batch_size, cfg.steps_per_epoch
+    active = list(range(len(members)))  # the members still training (early stopping)
+    pk = _Pack(members, active, dev, warn)
 
     # Training-mode loss/accuracy summed since the last evaluation: (2, K) and a count.
-    step, history, wall, acc_sum, acc_n = 0, [], 0.0, train_step.acc_sum, 0
+    step, history, wall, acc_n = 0, [], 0.0, 0
     ckpt_dir = out / "checkpoints" if out is not None else None
     if ckpt_dir is not None and (st := checkpoint.load_latest(ckpt_dir, warn)) is not None:
-        model.load_state(st["model"])
-        opt.load_state(st["opt"])
+        if st.get("active", active) != active:  # members stopped before this checkpoint
+            active = list(st["active"])
+            pk = _Pack(members, active, dev, warn)
+        pk.model.load_state(st["model"])
+        pk.opt.load_state(st["opt"])
         step, history, wall = st["step"], st["history"], st["wall"]
-        acc_sum.copy_(st["acc_sum"])  # in place: a captured step writes into this tensor
+        pk.step.acc_sum.copy_(st["acc_sum"])  # in place: a captured step writes into it
         acc_n = st["acc_n"]
         torch.set_rng_state(st["rng"])
         if dev.type == "cuda" and "cuda_rng" in st:
@@ -131,20 +112,19 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
         if on_resume is not None:
             on_resume(step)
 
-    x, y = data["train"].x, data["train"].y
-    kidx = torch.arange(K, device=dev)
-    t0, step0 = time.perf_counter(), step
-    while step < S:
+    t0, perm = time.perf_counter(), None
+    while step < S and active:
         i = step % spe
+        x, y = pk.data["train"].x, pk.data["train"].y
         if cfg.shuffle:  # a fresh order per epoch, a pure function of (data seed, epoch)
-            if i == 0 or step == step0:
-                perm = torch.stack([_epoch_perm(m.effective_data_seed, step // spe,
-                                                x.shape[0]) for m in members]).to(dev)
+            if i == 0 or perm is None or perm.shape[0] != len(active):
+                perm = torch.stack([_epoch_perm(members[k].effective_data_seed, step // spe,
+                                                x.shape[0]) for k in active]).to(dev)
             idx = perm[:, i * b : (i + 1) * b].T  # (b, K)
-            xb, yb = x[idx, kidx], y[idx, kidx]
+            xb, yb = x[idx, pk.kidx], y[idx, pk.kidx]
         else:  # the seed's loader: one fixed order, last partial batch dropped
             xb, yb = x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]
-        train_step(xb, yb)  # forward, backward, update, acc_sum += (loss, accuracy)
+        pk.step(xb, yb)  # forward, backward, update, acc_sum += (loss, accuracy)
         acc_n += 1
         step += 1
 
@@ -153,20 +133,30 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
                 torch.cuda.synchronize(dev)
             now = time.perf_counter()
             wall, t0 = wall + (now - t0), now
-            with ctx():  # evaluate the model as it trains
-                rows = _evaluate(model, data, ident, step, spe, acc_sum / acc_n, wall, score)
-            acc_sum.zero_()
+            with pk.amp():  # evaluate the model as it trains
+                rows = _evaluate(pk.model, pk.data, pk.ident, step, spe,
+                                 pk.step.acc_sum / acc_n, wall, pk.score)
+            pk.step.acc_sum.zero_()
             acc_n = 0
             history.extend(rows)
+            stopped = _stops(cfg, history, rows) if step < S else []
             if on_eval is not None:
                 on_eval(rows)
             info(_progress(rows, S, 1e3 * wall / max(step, 1)))
+            if stopped:  # the pack shrinks; the survivors' arithmetic is unchanged
+                keep = [j for j, k in enumerate(active) if k not in stopped]
+                active = [active[j] for j in keep]
+                info(f"step {step}: member(s) {', '.join(map(str, stopped))} stopped early; "
+                     f"{len(active)} train on")
+                if active:
+                    pk = pk.shrink(keep)
             t0 = time.perf_counter()  # evaluation time is not training time
-        if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == S):
+        if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == S
+                                     or not active):
             wall += time.perf_counter() - t0  # a resume continues the clock from here
-            st = dict(format=1, step=step, model=model.state(), opt=opt.state(),
-                      history=history, wall=wall, acc_sum=acc_sum.cpu(), acc_n=acc_n,
-                      rng=torch.get_rng_state(),
+            st = dict(format=1, step=step, model=pk.model.state(), opt=pk.opt.state(),
+                      history=history, wall=wall, acc_sum=pk.step.acc_sum.cpu(), acc_n=acc_n,
+                      rng=torch.get_rng_state(), active=active,
                       **({"cuda_rng": torch.cuda.get_rng_state(dev)} if dev.type == "cuda"
                          else {}))
             path = checkpoint.save(ckpt_dir, step, st)
@@ -174,6 +164,71 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
                 on_checkpoint(path, step, history)
             t0 = time.perf_counter()  # saving is not training time
     return history
+
+
+def _stops(cfg: TrainConfig, history: Rows, rows: Rows) -> list[int]:
+    """Members (pack indices) that stop early after this evaluation; their rows in
+    `rows` (the latest, also in `history`) get the reason in `stop`."""
+    if cfg.stop_train_acc is None:
+        return []
+    out = []
+    for r in rows:
+        mine = [h for h in history if h["member"] == r["member"]]
+        why = stop_reason(mine, cfg.stop_train_acc, cfg.stop_evals, cfg.stop_tol)
+        if why is not None:
+            r["stop"] = why
+            out.append(r["member"])
+    return out
+
+
+class _Pack:
+    """The members `active` of a pack, built to train: data, model, optimizer, step."""
+
+    def __init__(self, members: Sequence[TrainConfig], active: Sequence[int],
+                 dev: torch.device, warn: Log):
+        self.members, self.active, self.dev, self.warn = members, list(active), dev, warn
+        ms = [members[k] for k in active]
+        cfg = ms[0]
+        objective = None
+        if user.custom(cfg):  # your own task or model: any nn.Module, stacked (trainer.vmapped)
+            self.data, self.model, objective = user.load(ms, dev)
+        else:
+            self.data = load_data(ms, dev)
+            n_in, n_out = self.data["train"].x.shape[-1], self.data["train"].y.shape[-1]
+            self.model = PackedResMLP([reference_model(n_in, n_out, cfg.width, cfg.depth,
+                                                       cfg.batch_norm, m.bn_eps, m.seed)
+                                       for m in ms], [m.bn_eps for m in ms], dev)
+        decays = [m.decay for m in ms]
+        self.opt = PackedOptimizer(cfg.optimizer, self.model, lr=[m.lr for m in ms],
+                                   wd=[d.weight_decay for d in decays],
+                                   matrices_only=cfg.decay_mode == "matrices",
+                                   beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.adam_eps,
+                                   momentum=cfg.momentum,
+                                   compile=_compile_update(cfg, dev, self.model.flat.numel()),
+                                   schedule=cfg.schedule)
+        self.amp = amp(cfg.precision, dev)  # fp32: nothing; bf16: autocast around forwards
+        self.step: TrainStep = TrainStep(self.model, self.opt, graph=cfg.cuda_graph, log=warn,
+                                         amp=self.amp)
+        self.score: Callable = scores
+        if objective is not None:  # the task's loss and accuracy, an eager step
+            self.step = UserStep(self.model, self.opt, objective, amp=self.amp)
+            self.score = scores_fn(objective)
+        self.kidx = torch.arange(len(ms), device=dev)
+        # `member`: the index in the whole pack, kept when the pack shrinks
+        self.ident = [dict(member=k, config_hash=m.config_hash(), seed=m.seed, lr=m.lr,
+                           weight_decay=d.weight_decay, decay_per_step=d.decay_per_step,
+                           lambda_norm=d.lambda_norm, bn_eps=m.bn_eps, batch_size=m.batch_size,
+                           train_size=m.train_size)
+                      for k, m, d in zip(active, ms, decays)]
+
+    def shrink(self, keep: Sequence[int]) -> _Pack:
+        """A pack of the members at positions `keep`, carrying their state on."""
+        K, slots = len(self.active), self.model.slots
+        new = _Pack(self.members, [self.active[j] for j in keep], self.dev, self.warn)
+        new.model.load_state(select_model_state(self.model.state(), slots, K, keep))
+        opt = self.opt.state()
+        new.opt.load_state(select_opt_state(opt, slots, K, keep))
+        return new
 
 
 # The update is memory-bound; fused, it saves ~1.5e-11 s per parameter element and step

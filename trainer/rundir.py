@@ -70,6 +70,18 @@ def check_out_dir(members: Sequence[TrainConfig], out: Path) -> str:
     return "done" if have.get("status") == "done" else "resume"
 
 
+def finished_at(members: Sequence[TrainConfig], out: Path, step: int) -> bool:
+    """Is the run in `out` (its metrics.csv matching the checkpoint of `step`) finished
+    at `step`: the run's end, or every member stopped early (trainer.early_stop)?"""
+    if step >= members[0].total_steps:
+        return True
+    if members[0].stop_train_acc is None or not (out / "metrics.csv").exists():
+        return False
+    with open(out / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("stop")]
+    return {int(r["member"]) for r in rows} == set(range(len(members)))
+
+
 def run(members: Sequence[TrainConfig], out: Path, *, log: Callable[[str], None] | None = None,
         on_eval: Callable[[Rows], None] | None = None,
         on_checkpoint: Callable[[Path, int], None] | None = None,

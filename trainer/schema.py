@@ -25,6 +25,7 @@ METRICS = (
 METRIC_COLUMNS = (
     "member", "config_hash", "seed", "lr", "weight_decay", "decay_per_step", "lambda_norm",
     "bn_eps", "batch_size", "train_size", "step", "epoch", *METRICS, "wall_time",
+    "stop",  # why the member stopped early at this evaluation (trainer.early_stop); else ""
 )
 LAST = "last_"  # results.csv: value at the final evaluation
 FINAL = "final_"  # summary.csv: mean over the final window

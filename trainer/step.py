@@ -42,6 +42,13 @@ def amp(precision: str, device: torch.device) -> Amp:
                                   cache_enabled=device.type != "cuda")
 
 
+def member_mean(t: torch.Tensor) -> torch.Tensor:
+    """(K,): the mean of each member's slice t[:, k] (t is (N, K, ...)), each reduced on
+    its own: a reduction across the K axis adds in an order that depends on K, and a
+    member's numbers must not depend on its pack (trainer.early_stop shrinks packs)."""
+    return torch.stack([t[:, k].contiguous().mean() for k in range(t.shape[1])])
+
+
 def upcast(t: torch.Tensor) -> torch.Tensor:
     """A bf16/fp16 output as fp32; fp32 and fp64 (the equivalence tests) untouched."""
     return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
@@ -93,8 +100,8 @@ class TrainStep:
         loss.sum().backward()
         self.opt.update()
         with torch.no_grad():
-            hit = ((pred > 0.5) == (yb > 0.5)).all(-1).to(pred.dtype).mean(0)
-            self.acc_sum += torch.stack([loss.detach(), hit])
+            hit = ((pred > 0.5) == (yb > 0.5)).all(-1).to(pred.dtype).mean(0)  # exact
+            self.acc_sum += torch.stack([member_mean((pred - yb) ** 2), hit])
 
     def _capture(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
         static = (xb.clone(), yb.clone())

@@ -26,7 +26,7 @@ from torch.func import functional_call, vmap
 
 from trainer.errors import BadInput as ConfigError
 from trainer.model import FlatPacked, Slot
-from trainer.step import Amp, TrainStep, upcast
+from trainer.step import Amp, TrainStep, member_mean, upcast
 
 if TYPE_CHECKING:
     from trainer.optim import PackedOptimizer
@@ -106,6 +106,15 @@ def member_loss(pred: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     return ((pred - y) ** 2).flatten(2).mean(dim=(0, 2))
 
 
+def reported_loss(pred: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """member_loss's values with each member reduced on its own (trainer.step.member_mean):
+    what is reported, independent of the pack (the training gradient is the same)."""
+    with torch.no_grad():
+        if loss == "cross_entropy":
+            return member_mean(F.cross_entropy(pred.movedim(-1, 1), y, reduction="none"))
+        return member_mean((pred - y) ** 2)
+
+
 def member_hits(pred: torch.Tensor, y: torch.Tensor, accuracy: str) -> tuple[torch.Tensor, ...]:
     """(right (N, K), per-output right (N, K, n) or None) as pred's dtype."""
     if accuracy == "argmax":
@@ -121,7 +130,7 @@ def scores_fn(objective: Objective) -> Scores:
         hits = member_hits(out, y, objective.accuracy)
         acc = hits[0].mean(0)
         bit = hits[1].mean(dim=(0, 2)) if len(hits) > 1 else acc
-        return member_loss(out, y, objective.loss), acc, bit
+        return reported_loss(out, y, objective.loss), acc, bit
 
     return scores
 
@@ -144,7 +153,8 @@ class UserStep(TrainStep):
         self.opt.update()
         with torch.no_grad():
             hit = member_hits(pred, yb, self.objective.accuracy)[0].mean(0)
-            self.acc_sum += torch.stack([loss.detach(), hit]).to(self.acc_sum.dtype)
+            self.acc_sum += torch.stack([reported_loss(pred, yb, self.objective.loss),
+                                         hit]).to(self.acc_sum.dtype)
 
 
 # -- the driver's packability check ----------------------------------------------------

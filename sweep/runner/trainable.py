@@ -34,6 +34,7 @@ from sweep.plan.members import MEMBER_METRICS
 from sweep.plan.trial import Trial
 from sweep.store.records import fetch
 from trainer.checkpoint import list_checkpoints
+from trainer.rundir import finished_at
 from trainer.schema import member_key
 
 # Called in the worker with (step, members) at every evaluation; empty in a sweep. The
@@ -71,9 +72,10 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
     def on_resume(step: int) -> None:
         latest["resumed_from"] = step
 
-    def report(step: int, checkpoint: tune.Checkpoint | None = None) -> None:
-        metrics = dict(latest, step=step, total_steps=S, finished=step == S, trial_key=key,
-                       train_seconds=time.perf_counter() - t_start)
+    def report(step: int, checkpoint: tune.Checkpoint | None = None,
+               done: bool = False) -> None:
+        metrics = dict(latest, step=step, total_steps=S, finished=step == S or done,
+                       trial_key=key, train_seconds=time.perf_counter() - t_start)
         tune.report(metrics, checkpoint=checkpoint)
 
     def on_eval(rows: list[dict[str, Any]]) -> None:
@@ -93,8 +95,10 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
             for f in ("config.json", "metrics.csv"):
                 if (run_dir / f).exists():
                     shutil.copy2(run_dir / f, out / f)
-            report(step, tune.Checkpoint.from_directory(d))
-            final["reported"] = step == S
+            # finished at the run's end, or earlier when every member stopped early
+            done = finished_at(members, run_dir, step)
+            report(step, tune.Checkpoint.from_directory(d), done)
+            final["reported"] = done
 
     # metrics.csv is rewritten before each on_checkpoint call (trainer.run), so the
     # final checkpoint carries the complete history. The trainer's warnings are
@@ -105,8 +109,9 @@ def _run(members: list[trainer.TrainConfig], run_dir: Path, key: str) -> None:
     if not final["reported"]:  # resumed from the final checkpoint: nothing left to train
 
         newest = list_checkpoints(run_dir / "checkpoints")
-        if newest and newest[0].name == f"state-{S:09d}.pt":
-            on_checkpoint(newest[0], S)
+        at = int(newest[0].stem.removeprefix("state-")) if newest else -1
+        if newest and finished_at(members, run_dir, at):
+            on_checkpoint(newest[0], at)
 
 
 def member_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -17,11 +17,22 @@ INFO = ("node", "resumed_from", "train_seconds", "warnings")
 
 def completed_rows(members: list[TrainConfig], key: str, name: str, h: pd.DataFrame,
                    info: dict[str, Any]) -> list[dict[str, Any]]:
-    """results.csv rows of a finished pack, from its history (metrics.csv)."""
-    last = h[h.step == h.step.max()].set_index("config_hash")
-    return [dict(member_row(m, key, name, MemberState.COMPLETED), **info,
-                 **{LAST + c: last.loc[m.config_hash(), c] for c in RESULT_METRICS})
-            for m in members]
+    """results.csv rows of a finished pack, from its history (metrics.csv): each
+    member's values at its own last evaluation -- the run's end, or where it stopped
+    early (`stopped_step`, `stop_reason`: trainer.early_stop; absent when none did)."""
+    last = h.sort_values("step", kind="stable").groupby("config_hash").tail(1)
+    last = last.set_index("config_hash")
+    stops = "stop" in last and last["stop"].notna().any()
+    out = []
+    for m in members:
+        r = last.loc[m.config_hash()]
+        row = dict(member_row(m, key, name, MemberState.COMPLETED), **info,
+                   **{LAST + c: r[c] for c in RESULT_METRICS})
+        if stops:
+            why = "" if pd.isna(r["stop"]) else str(r["stop"])
+            row.update(stopped_step=int(r["step"]) if why else None, stop_reason=why or None)
+        out.append(row)
+    return out
 
 
 def member_row(m: TrainConfig, key: str, exp: str, status: str) -> dict[str, Any]:
