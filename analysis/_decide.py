@@ -130,11 +130,12 @@ def lambda_norm(rules: dict[str, Any], use: pd.DataFrame) -> dict[str, Any]:
     return lam
 
 
-def _fit_one(cells: pd.DataFrame, col: str, se_col: str, interior: bool, seed_dof: int = 0
+def _fit_one(cells: pd.DataFrame, col: str, se_col: str, interior: bool, seed_dof: int = 0,
+             shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
              ) -> tuple[dict[str, Any], _fit.Design | None]:
     if se_col not in cells:
         cells = cells.assign(**{se_col: math.nan})
-    return _fit.fit(cells, col, se_col, interior, seed_dof)
+    return _fit.fit(cells, col, se_col, interior, seed_dof, shift)
 
 
 def _finish(out: dict[str, Any], design: _fit.Design | None, cells: pd.DataFrame,
@@ -209,6 +210,7 @@ def fit_targets(cells: pd.DataFrame, spreads: dict[str, dict[str, Any]]) -> dict
                   + ", ".join(TARGETS[t][3] for t in fits),
         "note": "a rule is compatible when its Holm-adjusted p ≥ alpha; strengths use the "
                 "adjusted p"}
+    main["integrated"] = integrated(cells, spreads.get(VERDICT_TARGET, {}).get("dof", 0))
     main["targets"] = {t: {"description": TARGETS[t][3], "n_cells": f["n_cells"],
                            "verdict": {k: f["verdict"][k] for k in ("rule", "strength",
                                                                    "compatible")},
@@ -216,6 +218,42 @@ def fit_targets(cells: pd.DataFrame, spreads: dict[str, dict[str, Any]]) -> dict
                                      for k, r in f["rules"].items()}}
                        for t, f in done.items()}
     return main
+
+
+# The integrated decay D = d·Σ_k f(k) against (b, B, T): with S = T·B/b steps, a rule
+# d ∝ b^x B^y T^z reads D ∝ b^(x-1) B^(y+1) T^(z+1) when every cell's schedule has the
+# same shape (then both fits test the same thing); cells whose schedules differ in shape
+# (warmup in steps, lr_min, the kind) are compared by what they integrate.
+D_SHIFT = (-1.0, 1.0, 1.0)
+
+
+def integrated(cells: pd.DataFrame, seed_dof: int = 0) -> dict[str, Any] | None:
+    """λ*'s fit with the integrated decay D* = d*·Σ_k f(k) as the rule variable: the free
+    exponents of D*, each rule's test (Holm over the four), the verdict and D* per cell.
+    None when the cells do not say their schedules' integrals (decay_steps)."""
+    if "decay_steps" not in cells or not np.isfinite(cells["decay_steps"]).any():
+        return None
+    c = cells.assign(D_star=cells["d_star"] * cells["decay_steps"])
+    f, design = _fit_one(c, "D_star", TARGETS[VERDICT_TARGET][1], True, seed_dof, D_SHIFT)
+    adj = holm({("D", k): r["p_value"] for k, r in f["rules"].items()
+                if r["p_value"] is not None})
+    for k, r in f["rules"].items():
+        r["p_holm"] = adj.get(("D", k))
+        r["compatible"] = r["p_holm"] is None or r["p_holm"] >= _fit.ALPHA
+    use = design.cells if design is not None else c.iloc[:0]
+    min_seeds = int(use["n_seeds"].min()) if "n_seeds" in use and len(use) else 0
+    v = decide(f["rules"], design, min_seeds, f["n_cells"])
+    return {"variable": "D* = d*·Σ_k f(k), the total decay of the run at λ* "
+                        "(trainer.units.integrated_decay)",
+            "n_cells": f["n_cells"], "exponents": f["exponents"], "dof": f.get("dof"),
+            "rules": {k: {"exponents_of_D": r["exponents"], "p_value": r["p_value"],
+                          "p_holm": r["p_holm"], "compatible": r["compatible"]}
+                      for k, r in f["rules"].items()},
+            "verdict": {k: v[k] for k in ("rule", "strength", "compatible", "reason")
+                        if k in v},
+            "per_cell": [{"cell": r["cell"], "D_star": r["D_star"],
+                          "decay_steps": r["decay_steps"]} for _, r in use.iterrows()],
+            "notes": f["notes"]}
 
 
 def _trim(f: dict[str, Any], cells: pd.DataFrame, target: str) -> dict[str, Any]:

@@ -204,13 +204,14 @@ def _aicc(rss: float, n: int, k: int = 2) -> float:
 
 
 def score_rule(name: str, y: np.ndarray, X: np.ndarray, w: np.ndarray, reg: Regression,
-               shape: float = 0.0) -> dict[str, Any]:
+               shape: float = 0.0, shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
+               ) -> dict[str, Any]:
     """A rule's F test against the free fit, its constant, AICc and held-out error.
 
     `shape` (ln units) widens the constant's interval each way: where on a grid of step h
     an asymmetric peak's optimum sits is uncertain by up to a step, the same in every
     cell, so it moves the constant (λ_norm) and never the exponents."""
-    e = np.array(RULES[name])
+    e = np.array(RULES[name]) + np.array(shift)
     r = y - X @ e
     n = len(y)
     rss, c = _wrss(r, w)
@@ -225,7 +226,8 @@ def score_rule(name: str, y: np.ndarray, X: np.ndarray, w: np.ndarray, reg: Regr
             ] if n > 1 else []
     s2r = max(rss / (n - 1), 1.0) if n > 1 else 1.0
     dq = n - 1  # the rule leaves only its constant free: its residual dof, always
-    label, sign = CONSTANTS[name]
+    label, sign = CONSTANTS[name] if not any(shift) else (
+        "D* / (b^x B^y T^z) at the rule's exponents", 1.0)
     const = _ci(c * sign, math.sqrt(s2r / np.sum(w)), _q(dq) if dq > 0 else None)
     const = {k: None if v is None else math.exp(v + shape * (k == "ci_high") -
                                                shape * (k == "ci_low"))
@@ -260,9 +262,12 @@ class Design:
     cells: pd.DataFrame
 
 
-def fit(cells: pd.DataFrame, col: str, se_col: str, interior: bool = True, seed_dof: int = 0
+def fit(cells: pd.DataFrame, col: str, se_col: str, interior: bool = True, seed_dof: int = 0,
+        shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
         ) -> tuple[dict[str, Any], Design | None]:
-    """The free fit and every rule for one per-step quantity (d*, d_onset, d_collapse)."""
+    """The free fit and every rule for one per-step quantity (d*, d_onset, d_collapse).
+    `shift`: added to every rule's exponents, for a quantity that is the per-step decay
+    times a power of (b, B, T) (the integrated decay D = d·S, S = T·B/b: (-1, 1, 1))."""
     use = cells[usable(cells, col, interior)]
     n = len(use)
     out: dict[str, Any] = {"n_cells": n, "n_cells_total": len(cells), "notes": []}
@@ -284,8 +289,8 @@ def fit(cells: pd.DataFrame, col: str, se_col: str, interior: bool = True, seed_
                identified=[a for a, i in zip(AXIS_NAMES, reg.ident) if i])
     h = float(np.nanmedian(use["grid_step_ln"])) if "grid_step_ln" in use else 0.0
     out["constant_shape_allowance_ln"] = h if math.isfinite(h) else 0.0
-    out["rules"] = {k: score_rule(k, y, X, w, reg, out["constant_shape_allowance_ln"])
-                    for k in RULES}
+    out["rules"] = {k: score_rule(k, y, X, w, reg, out["constant_shape_allowance_ln"],
+                                  shift) for k in RULES}
     _weights(out["rules"])
     if reg.rank and reg.dof_q <= 0:
         out["notes"].append(f"{col}: no residual degrees of freedom ({n} cells, {reg.rank} "

@@ -31,6 +31,7 @@ from analysis._schema import (
 )
 from trainer import units
 from trainer.config import FIELDS
+from trainer.schedule import SCHEDULES, Schedule, warmup_steps
 
 _DONE = ("completed", "terminated")
 
@@ -61,6 +62,7 @@ def normalize(raw: Raw, run_col: str | None = None, ignore: Sequence[str] = ()) 
     df = _completed(df, notes)
     _require_accuracy(df)
     _length(df, notes)
+    _decay_steps(df)
     df, unit = _decay(df, notes)
     curves = _steps(df, notes)
     keys = _cell_keys(df, cfg)
@@ -211,6 +213,26 @@ def _length(df: pd.DataFrame, notes: list[str]) -> None:
     if missing:
         notes.append(f"missing {', '.join(missing)}: λ_norm, τ_epoch and the scaling-rule fit "
                      "need b, B and T; per-cell best λ is still reported")
+
+
+def _decay_steps(df: pd.DataFrame) -> None:
+    """`decay_steps` per run: Σ_k f(k) of its learning-rate schedule over its S steps
+    (trainer.schedule; S for the constant schedule), so the run's integrated decay is
+    D = d·decay_steps (trainer.units.integrated_decay). Schedule columns absent from a
+    table are the trainer's defaults (constant, no warmup); S is total_steps, else
+    T·floor(B/b)."""
+    S = _num(df, "total_steps").fillna(
+        (df["T"] * np.floor(df["train_size"] / df["batch_size"])).round())
+    kind = df["lr_schedule"].fillna("constant") if "lr_schedule" in df else \
+        pd.Series("constant", index=df.index)
+    w, m = _num(df, "warmup").fillna(0.0), _num(df, "lr_min").fillna(0.0)
+    key = pd.DataFrame({"k": kind.astype(str), "S": S, "w": w, "m": m})
+    out = pd.Series(np.nan, index=df.index)
+    for (k, s, wu, lm), idx in key.groupby(["k", "S", "w", "m"], dropna=True).groups.items():
+        if k in SCHEDULES and s >= 1 and math.isfinite(s):
+            sched = Schedule(k, int(s), warmup_steps(wu, int(s)), lm)
+            out[idx] = sched.integral()
+    df["decay_steps"] = out
 
 
 def _sig(x: pd.Series, digits: int = 10) -> pd.Series:

@@ -9,6 +9,10 @@ Actions, each a list of (ln λ, seed) for one cell:
   that other seeds resolve) gets the cell's two nearest λ past its end;
 * extend: a target censored at an end of the λ range (onset below it, collapse or the top
   above it) gets points past that end, ×2 and ×4 in λ, within `bounds` only;
+* probe: a cell that learned at none of its λ although λ changes its accuracy, its best λ
+  inside the range, gets the midpoints of the two gaps beside that best λ in every seed (a
+  top narrower than a coarse grid sits between two points; bisecting finds it or rules it
+  out), until those gaps are narrower than PROBE_MIN;
 * slope points, per target and seed: on a transition no point of the seed resolves (none
   between its 10% and 90%), the midpoint of the gap around it (bisection in ln λ); on a
   resolved one, points 0.75 widths apart across its slope where the seed has none near;
@@ -42,11 +46,12 @@ LATTICE = 128  # proposed ln λ are multiples of 1/LATTICE
 STEP = 0.75  # slope points, in widths of the transition
 EXTEND = (math.log(2.0), math.log(4.0))  # past the end of the range, in ln λ
 MIN_GAIN = 0.01  # of the target: smaller predicted gains are not worth a step
+PROBE_MIN = math.log(2.0) / 4  # ln λ: gaps beside a hidden top probed down to λ × 1.19
 
 
 @dataclass
 class Action:
-    kind: str  # densify | fill | extend | slope | seed
+    kind: str  # densify | fill | extend | probe | slope | seed
     target: str  # the target it serves ("" for densify, seed)
     points: list[tuple[float, int]]  # (ln λ, seed)
     cost: float = 0.0
@@ -113,6 +118,19 @@ def extend(cell: Cell, direction: str, bounds: tuple[float, float] | None) -> Ac
                                    else u > cell.hi + 0.5 / LATTICE)})
     pts = [(u, s) for s in cell.designs for u in us]
     return Action("extend", direction, pts) if pts else None
+
+
+def probe(cell: Cell) -> Action | None:
+    """Bisect the gaps on both sides of a not-learned cell's interior best λ (Cell.peak)."""
+    if not math.isfinite(cell.peak):
+        return None
+    union = np.unique(np.concatenate(list(cell.designs.values())))
+    left, right = union[union < cell.peak - 1e-9], union[union > cell.peak + 1e-9]
+    mids = [snap(0.5 * (cell.peak + n)) for n in (left[-1:].tolist() + right[:1].tolist())
+            if abs(cell.peak - n) >= 2 * PROBE_MIN]
+    pts = [(u, s) for s, x in cell.designs.items() for u in mids
+           if not np.any(np.abs(x - u) < 0.5 / LATTICE)]
+    return Action("probe", "opt", pts) if pts else None
 
 
 def slope(cell: Cell, t: Target) -> tuple[Action | None, float, float]:
@@ -200,6 +218,8 @@ def plan(cell: Cell, *, target: float, pool: Sequence[int], bounds: tuple[float,
     if take(densify(cell)):
         return out, ""
     take(fill(cell))
+    if take(probe(cell)):
+        return out, ""
     blocked = []
     for d in ("below", "above"):
         if any(t.extend == d for t in cell.targets.values()):

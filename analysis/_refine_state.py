@@ -60,6 +60,10 @@ class Cell:
     lo: float  # ln of the smallest and largest λ > 0 in the cell
     hi: float
     base: tuple[float, float] = (math.nan, math.nan)  # ln λ of the nearest base either side
+    # ln λ of the best λ (seed mean) of a cell that has not learned at any of its λ while λ
+    # changes its accuracy, when that best is inside the range: a peak narrower than the
+    # grid would hide there (`_refine_plan.probe`); NaN otherwise.
+    peak: float = math.nan
 
 
 def halfwidth(n: int, s2: float, fit: float, grid: float, dof: int) -> float:
@@ -146,8 +150,21 @@ def cells(runs: pd.DataFrame, axes: dict[str, dict[str, Any]]) -> list[Cell]:
         lo, hi = float(np.log(pos["lam"].min())), float(np.log(pos["lam"].max()))
         targets = _targets(row, per, spreads, mine, fits)
         out.append(Cell(label, axes[label], targets, designs, fits, lo, hi,
-                        _base(pos, targets, float(row.get("best_acc", math.nan)))))
+                        _base(pos, targets, float(row.get("best_acc", math.nan))),
+                        _peak(mine, pos, targets, lo, hi)))
     return out
+
+
+def _peak(mine: pd.DataFrame, pos: pd.DataFrame, targets: dict[str, Target], lo: float,
+          hi: float) -> float:
+    """Cell.peak: where to look for a top the grid stepped over."""
+    if not targets["opt"].why.startswith("not learned") or pos.empty:
+        return math.nan
+    p = effect(mine, "final_test_acc")
+    if not (np.isfinite(p) and p < ALPHA):
+        return math.nan  # flat at chance: nothing to look for
+    u = math.log(float(pos.groupby("lam")["final_test_acc"].mean().idxmax()))
+    return u if lo + 1e-9 < u < hi - 1e-9 else math.nan
 
 
 def _base(pos: pd.DataFrame, targets: dict[str, Target], best: float) -> tuple[float, float]:

@@ -192,7 +192,10 @@ def _fit(fit: dict[str, Any]) -> dict[str, Any] | None:
     within = fit.get("within_run_onset") or {}
     fits = {"λ* (d*)": fit, **{f"{e} edge": v for e, v in (fit.get("edges") or {}).items()
                                if v.get("rules")},
-            **({"within-run onset": within} if within.get("rules") else {})}
+            **({"within-run onset": within} if within.get("rules") else {}),
+            # D* = d*·Σ_k f(k): its exponents read against the rules' shifted by (-1, 1, 1)
+            **({"λ* (D* = d*·Σf, rules + (−1, 1, 1))": fit["integrated"]}
+               if (fit.get("integrated") or {}).get("rules") else {})}
     exps = pd.DataFrame([{"axis": a, **{n: interval(f["exponents"][a], 3)
                                         for n, f in fits.items()},
                           **{r: e for r, e in zip(RULES, (v[i] for v in RULES.values()))}}

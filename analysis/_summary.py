@@ -22,7 +22,7 @@ STOP_EVALS = 5  # trainer.config's stop_evals default: a stopped run's window, i
 # Per-run columns carried from the canonical frame into the summary.
 _RUN_COLUMNS = ("run", "cell", "seed", "data_seed", "lam", "weight_decay", "decay_per_step",
                 "lambda_norm", "lr", "batch_size", "train_size", "T", "batch_norm", "bn_eps",
-                "stopped_step")
+                "stopped_step", "decay_steps")
 
 
 def finals(hist: pd.DataFrame, window: float = WINDOW, last: int | None = None

@@ -26,7 +26,7 @@ from sweep.plan.trial import ExpState, Trial
 from sweep.store import records as _records
 from sweep.store import study as st
 from sweep.store import trust as _trust
-from sweep.store.rows import completed_rows
+from sweep.store.rows import completed_rows, full_history
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,11 @@ def _rebuild_tables(state: dict[str, Any], trials: dict[str, Trial]
     for key, t in trials.items():
         members = list(t.members)
         found = _records.checkpoints(state, key, keep=1)
-        if not found or found[0].step != members[0].total_steps:
-            continue
-        h = _history(found[0].uri, members)
-        if h is None:
+        end = found[0].step == members[0].total_steps if found else False
+        if not found or not (end or members[0].stop_train_acc is not None):
+            continue  # unfinished (a pack with early stopping may finish before its end)
+        h = _history(found[0].uri, members, warn=end)
+        if h is None or int(h.step.max()) != found[0].step:
             continue
         exp = re.search(r"/(exp-\d+)/trial-", found[0].uri)
         rows += completed_rows(members, key, exp.group(1) if exp else "?", h,
@@ -177,7 +178,7 @@ def _migrate(study: Path, say) -> None:
         "experiments)")
 
 
-def _history(uri: str, members) -> pd.DataFrame | None:
+def _history(uri: str, members, warn: bool = True) -> pd.DataFrame | None:
     """The checkpoint's metrics.csv, if it is the full history of exactly these members."""
     root, fs = _records.filesystem(uri)
     try:
@@ -186,11 +187,9 @@ def _history(uri: str, members) -> pd.DataFrame | None:
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         log.warning("cannot use %s/metrics.csv: %s", uri, e)
         return None
-    want = {m.config_hash() for m in members}
-    steps = members[0].total_steps
-    if set(h.get("config_hash", [])) != want or h.step.max() != steps or \
-            (h.groupby("config_hash").step.count().nunique() != 1):
-        log.warning("%s/metrics.csv does not hold these members' full history", uri)
+    if not full_history(h, members):
+        if warn:
+            log.warning("%s/metrics.csv does not hold these members' full history", uri)
         return None
     return h
 

@@ -35,6 +35,19 @@ def completed_rows(members: list[TrainConfig], key: str, name: str, h: pd.DataFr
     return out
 
 
+def full_history(h: pd.DataFrame, members: list[TrainConfig]) -> bool:
+    """Is `h` (a pack's metrics.csv) the whole history of exactly these members: each
+    member's rows end at the run's last step, or at the evaluation where it stopped
+    early (a `stop`: trainer.early_stop)?"""
+    want = {m.config_hash() for m in members}
+    if h.empty or set(h.get("config_hash", [])) != want:
+        return False
+    S = members[0].total_steps
+    last = h.sort_values("step", kind="stable").groupby("config_hash").tail(1)
+    stopped = last["stop"].notna() if "stop" in last else pd.Series(False, last.index)
+    return bool(((last["step"] == S) | stopped).all())
+
+
 def member_row(m: TrainConfig, key: str, exp: str, status: str) -> dict[str, Any]:
     r = m.resolved()
     r["train_digits"] = ",".join(map(str, m.train_digits))

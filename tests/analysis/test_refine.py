@@ -146,3 +146,39 @@ def test_a_step_count_that_is_not_a_number_is_refused():
         propose(ONE.grid(COARSE, [0, 1, 2]), **_kw(ONE, steps=lambda p: math.nan),
                 budget_left=1e9)
     assert e.value.key == "steps"
+
+
+def _narrow_top(points) -> pd.DataFrame:
+    """A top narrower than a ×3 grid, centred between two of its points (λ 0.14, width
+    0.4 in ln λ): at the grid's λ no seed reaches half of it; no collapse."""
+    rows = []
+    for p in points:
+        wd, s = float(p["weight_decay"]), int(p["seed"])
+        e = np.random.default_rng(abs(hash((round(wd, 9), s))) % 2**32).standard_normal()
+        top = 0.9 * math.exp(-((math.log(wd) - math.log(0.14)) / 0.4) ** 2) if wd > 0 else 0
+        rows.append({"T": float(p["T"]), "weight_decay": wd, "seed": s,
+                     "test_acc": float(np.clip(0.02 + top + 0.01 * e, 0, 1)),
+                     "train_acc": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_a_top_the_grid_stepped_over_is_probed_not_given_up_as_not_learned():
+    grid = _narrow_top([{"T": 50.0, "weight_decay": w, "seed": s}
+                        for s in (0, 1, 2) for w in [0.0, *COARSE]])
+    assert grid.test_acc.max() < 0.5  # the grid alone says "not learned"
+    first = propose(grid, **_kw(ONE), budget_left=1e9)
+    assert first.stop is None and first.points
+    near = [p for p in first.points if abs(math.log(p["weight_decay"] / 0.14)) < 0.3]
+    assert {p["seed"] for p in near} == {0, 1, 2}  # the gap holding the top, every seed
+    r = refine(_narrow_top, grid, budget=1e9, rounds=4, **_kw(ONE))
+    c = r.proposals[-1].cells[0]
+    assert abs(c.estimates["opt"] - math.log(0.14)) < 0.25  # found, and placed
+
+
+def test_a_flat_cell_at_chance_is_not_probed():
+    flat = pd.DataFrame([{"T": 50.0, "weight_decay": w, "seed": s,
+                          "test_acc": 0.02 + 0.005 * ((s + i) % 3), "train_acc": 1.0}
+                         for s in (0, 1, 2) for i, w in enumerate([0.0, *COARSE])])
+    p = propose(flat, **_kw(ONE), budget_left=1e9)
+    inside = [q for q in p.points if COARSE[0] < q["weight_decay"] < COARSE[-1]]
+    assert not inside  # (the collapse may still be looked for past the range's end)

@@ -121,3 +121,18 @@ def test_bad_stop_settings_name_the_key(key, value):
     with pytest.raises(ConfigError) as e:
         dataclasses.replace(preset("tiny"), **{key: value})
     assert e.value.key == key
+
+
+def test_a_user_models_pack_shrinks_the_same_way():
+    """The digits task (the stacked user-model path, trainer.vmapped): a collapsed member
+    (at chance, 0.1, for 10 classes) stops; the others match a run without the stop."""
+    base = dataclasses.replace(preset("digits"), epochs=12, threads=1)
+    ms = [dataclasses.replace(base, weight_decay=w, seed=i)
+          for i, w in enumerate([0.0, 0.1, 300.0])]
+    plain = train(ms)
+    early = train([dataclasses.replace(m, stop_train_acc=0.15, stop_evals=3) for m in ms])
+    assert [r["member"] for r in early if r.get("stop")] == [2]
+    for k in range(3):
+        mine = of(early, k)
+        assert mine == of(plain, k)[:len(mine)]
+    assert len(of(early, 2)) < 12 and len(of(early, 0)) == 12

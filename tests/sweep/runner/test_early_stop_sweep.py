@@ -8,6 +8,8 @@ import pandas as pd
 import analysis
 import sweep
 from sweep.plan.spec import parse
+from sweep.store import study as st
+from sweep.store.repair import repair
 from tests.sweep._helpers import TINY
 
 
@@ -32,3 +34,9 @@ def test_members_stopped_early_are_completed_rows_with_their_stop(ray_local, tmp
     assert a.runs.stopped_step.notna().sum() == 2
     sweep.resume(study)  # nothing left to train: the stopped members are finished
     assert len(pd.read_csv(study / "results.csv")) == 4
+    (study / st.STATE).unlink()  # rebuilt from the trials' checkpoints, stops and all
+    out = repair(study, say=lambda _: None)
+    assert out["completed"] == 4 and out["unrecoverable"] == 0
+    again = pd.read_csv(study / "results.csv").set_index("config_hash").sort_index()
+    pd.testing.assert_series_equal(again.stopped_step,
+                                   res.set_index("config_hash").sort_index().stopped_step)
