@@ -128,7 +128,8 @@ def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str
     while True:
         res = st.read_results(study)
         ok = res[res.status == MemberState.COMPLETED] if not res.empty else res
-        spent = float(res["total_steps"].sum()) if not res.empty else 0.0
+        ok = _window_finals(ok, st.read_history(study))
+        spent = _spent(res)
         rounds = st.check(study)["refine"]["rounds"]
         if len(rounds) >= cfg.rounds:
             return ran | _stop(study, "rounds", f"{len(rounds)} rounds done", spent)
@@ -147,6 +148,39 @@ def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str
                  name, len(points), f"{prop.cost:,.0f}", prop.reason)
         out = runner.run(_plain(spec, points), study, **kw)
         ran = {k: ran[k] + (out.get(k) or 0) for k in ran}
+
+
+def _spent(res: pd.DataFrame) -> float:
+    """Member-steps run: each member's steps, to its stop if it stopped early."""
+    if res.empty:
+        return 0.0
+    steps = res["total_steps"].astype(float)
+    if "stopped_step" in res:
+        steps = res["stopped_step"].astype(float).fillna(steps)
+    return float(steps.sum())
+
+
+def _window_finals(ok: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:
+    """`test_acc` / `train_acc` per member as the analysis takes them (the mean over the
+    final window, analysis._summary.finals), so the loop judges a cell -- learned or not,
+    where its top is -- on the numbers its report will show, not on the single last
+    evaluation (results.csv's last_*). Without history the last values stand."""
+    if ok.empty or hist.empty or "step" not in hist:
+        return ok
+    from analysis._summary import finals  # lazy: the analysis (numpy, scipy)
+
+    extra = [c for c in ("stopped_step", "stop_evals") if c in ok]
+    h = hist.rename(columns={"config_hash": "run"})
+    if extra:
+        h = h.merge(ok[["config_hash", *extra]].rename(columns={"config_hash": "run"}),
+                    on="run", how="left")
+    f = finals(h)
+    out = ok.copy()
+    for m in ("test_acc", "train_acc"):
+        if f"final_{m}" in f:
+            win = out["config_hash"].map(f[f"final_{m}"])
+            out[m] = win.fillna(out[f"last_{m}"]) if f"last_{m}" in out else win
+    return out
 
 
 def _steps_per_cell(ok: pd.DataFrame, cell_keys: list[str]) -> dict[tuple, float]:

@@ -165,6 +165,10 @@ def read_results(study: Path) -> pd.DataFrame:
     return _read_table(study, RESULTS)
 
 
+def read_history(study: Path) -> pd.DataFrame:
+    return _read_table(study, HISTORY)
+
+
 def _read_table(study: Path, name: str) -> pd.DataFrame:
     p = study / name
     if not p.exists() and not p.is_symlink():
