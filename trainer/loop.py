@@ -90,16 +90,16 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
     torch.set_flush_denormal(True)  # decayed weights and Adam's v underflow: denormals are slow
     dev = pick_device(cfg.device)
     S, b, spe = cfg.total_steps, cfg.batch_size, cfg.steps_per_epoch
-    active = list(range(len(members)))  # the members still training (early stopping)
+    ckpt_dir = out / "checkpoints" if out is not None else None
+    st = checkpoint.load_latest(ckpt_dir, warn) if ckpt_dir is not None else None
+    # The members still training: all, or those a checkpoint after early stops names.
+    active = list(st["active"]) if st is not None and "active" in st else \
+        list(range(len(members)))
     pk = _Pack(members, active, dev, warn)
 
     # Training-mode loss/accuracy summed since the last evaluation: (2, K) and a count.
     step, history, wall, acc_n = 0, [], 0.0, 0
-    ckpt_dir = out / "checkpoints" if out is not None else None
-    if ckpt_dir is not None and (st := checkpoint.load_latest(ckpt_dir, warn)) is not None:
-        if st.get("active", active) != active:  # members stopped before this checkpoint
-            active = list(st["active"])
-            pk = _Pack(members, active, dev, warn)
+    if st is not None:
         pk.model.load_state(st["model"])
         pk.opt.load_state(st["opt"])
         step, history, wall = st["step"], st["history"], st["wall"]
@@ -139,7 +139,7 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
             pk.step.acc_sum.zero_()
             acc_n = 0
             history.extend(rows)
-            stopped = _stops(cfg, history, rows) if step < S else []
+            stopped = _stops(cfg, history, rows, len(members)) if step < S else []
             if on_eval is not None:
                 on_eval(rows)
             info(_progress(rows, S, 1e3 * wall / max(step, 1)))
@@ -166,14 +166,17 @@ def train(members: Sequence[TrainConfig], out: Path | None = None, *,
     return history
 
 
-def _stops(cfg: TrainConfig, history: Rows, rows: Rows) -> list[int]:
+def _stops(cfg: TrainConfig, history: Rows, rows: Rows, K: int) -> list[int]:
     """Members (pack indices) that stop early after this evaluation; their rows in
     `rows` (the latest, also in `history`) get the reason in `stop`."""
     if cfg.stop_train_acc is None:
         return []
+    # An evaluation adds at most K rows, so a member still training has its last
+    # stop_evals evaluations in the history's tail: no pass over the whole run.
+    tail = history[-cfg.stop_evals * K:]
     out = []
     for r in rows:
-        mine = [h for h in history if h["member"] == r["member"]]
+        mine = [h for h in tail if h["member"] == r["member"]]
         why = stop_reason(mine, cfg.stop_train_acc, cfg.stop_evals, cfg.stop_tol)
         if why is not None:
             r["stop"] = why
