@@ -115,11 +115,17 @@ def _alive(pid: int, start: int) -> bool:
     return s is not None and s[1] == start
 
 
-def descendants(pid: int) -> list[int]:
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> its children's pids, from one pass over /proc."""
     children: dict[int, list[int]] = {}
     for d in _PROC.iterdir():
         if d.name.isdigit() and (s := _stat(int(d.name))) is not None:
             children.setdefault(s[0], []).append(int(d.name))
+    return children
+
+
+def descendants(pid: int, children: dict[int, list[int]] | None = None) -> list[int]:
+    children = _children() if children is None else children
     out, todo = [], [pid]
     while todo:
         for c in children.get(todo.pop(), []):
@@ -207,7 +213,8 @@ def _owned_procs(digest: str, study: Path,
              if d.name.isdigit() and int(d.name) not in spare
              and _owned(int(d.name), digest, study)]
     roots += [pid for pid, start in signed if pid not in spare and _alive(pid, start)]
-    return {(q, st[1]) for r in roots for q in [r, *descendants(r)]
+    tree = _children()  # one pass over /proc for every root's descendants
+    return {(q, st[1]) for r in roots for q in [r, *descendants(r, tree)]
             if q not in spare and (st := _stat(q)) is not None}
 
 
