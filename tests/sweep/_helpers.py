@@ -101,3 +101,24 @@ def exp_dir(study: Path, name: str = "exp-000") -> Path:
     (e,) = [e for e in json.loads((study / "study.json").read_text())["experiments"]
             if e["name"] == name]
     return Path(e["uri"])
+
+
+def one_line_error(r, *needles) -> str:
+    """The CLI's error: one stderr line holding every needle, no traceback."""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def assert_run_refused(wdsweep, tmp_path: Path, text: str, needle: str,
+                       timeout: float = 600) -> None:
+    """`wdsweep run` of a bad spec: exit 2, one line naming `needle`, no study written."""
+    spec_file, study = tmp_path / "s.toml", tmp_path / "study"
+    spec_file.write_text(text)
+    r = wdsweep("run", spec_file, "--study", study, timeout=timeout)
+    assert r.returncode == 2, r.stderr
+    one_line_error(r, needle)
+    assert not study.exists()

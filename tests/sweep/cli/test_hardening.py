@@ -11,16 +11,7 @@ import pytest
 import sweep
 from sweep.cli import main as cli
 from sweep.plan.spec import SpecError, parse
-from tests.sweep._helpers import spec_text
-
-
-def one_line_error(r, *needles):
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert "Traceback" not in r.stderr + r.stdout
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+from tests.sweep._helpers import one_line_error, spec_text
 
 
 @pytest.mark.parametrize("edit,field", [

@@ -4,6 +4,7 @@ import pytest
 
 from sweep.plan.packs import make_plan
 from sweep.plan.spec import SpecError, parse
+from tests.sweep._helpers import assert_run_refused
 
 GOOD = """
 name = "t"
@@ -72,11 +73,4 @@ def test_an_unreachable_address_is_bad_input_before_anything_is_written(tmp_path
 ])
 def test_cli_rejects_bad_specs_with_exit_2_and_writes_nothing(tmp_path, wdsweep, spec_text,
                                                               needle):
-    spec = tmp_path / "s.toml"
-    spec.write_text(spec_text)
-    study = tmp_path / "study"
-    r = wdsweep("run", spec, "--study", study, timeout=120)
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], r.stderr
-    assert not study.exists()
+    assert_run_refused(wdsweep, tmp_path, spec_text, needle, timeout=120)

@@ -23,6 +23,7 @@ import pytest
 
 import sweep
 from sweep.store import study as st
+from tests.sweep._helpers import assert_run_refused
 
 GRID = """name = "rf"
 preset = "digits"
@@ -132,12 +133,7 @@ def test_a_study_the_data_cannot_settle_stops_with_no_gain_and_says_why(ray_loca
 ])
 def test_bad_refine_values_are_one_line_exit_2_and_write_nothing(tmp_path, wdsweep, refine,
                                                                   key):
-    spec = tmp_path / "s.toml"
-    spec.write_text(GRID + refine)
-    r = wdsweep("run", spec, "--study", tmp_path / "study")
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1 and f"error: {key}:" in lines[0], r.stderr
-    assert not (tmp_path / "study").exists()
+    assert_run_refused(wdsweep, tmp_path, GRID + refine, f"error: {key}:")
 
 
 def test_the_dry_run_says_what_refinement_will_do(tmp_path, wdsweep):
