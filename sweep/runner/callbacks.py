@@ -6,8 +6,10 @@ variables, e.g. MLFLOW_TRACKING_URI, WANDB_PROJECT) or Callback instances passed
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sweep.plan.spec import TRACKERS, Spec, SpecError
@@ -59,3 +61,39 @@ def saved_callbacks(state: dict[str, Any]) -> list[Any]:
     if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         raise SpecError("run.callbacks", "study.json's callbacks are not a list of names")
     return load(names)
+
+
+@contextlib.contextmanager
+def setup_guard(callbacks: Sequence[Any]) -> Iterator[list[tuple[Any, BaseException]]]:
+    """Inside: a user callback whose own `setup` raises when Tune starts the experiment
+    is noted, (callback, error), in the list this yields, so the driver can undo the
+    experiment it recorded (nothing has trained yet: bad input, not an interrupted
+    study). Each `setup` is wrapped on the instance and restored on the way out; the
+    classes are left alone (Tune looks at them, e.g. to skip its default loggers)."""
+    failed: list[tuple[Any, BaseException]] = []
+    wrapped = []
+    for cb in callbacks:
+        own = getattr(cb, "__dict__", None)
+        if own is None or "setup" in own:
+            continue  # __slots__, or already an instance attribute: leave it as it is
+
+        def setup(*a: Any, _cb: Any = cb, _orig: Any = cb.setup, **kw: Any) -> Any:
+            try:
+                return _orig(*a, **kw)
+            except Exception as e:  # noqa: BLE001 -- noted and raised again, for Tune
+                failed.append((_cb, e))
+                raise
+
+        own["setup"] = setup
+        wrapped.append(own)
+    try:
+        yield failed
+    finally:
+        for own in wrapped:
+            own.pop("setup", None)
+
+
+def setup_error(cb: Any, e: BaseException) -> SpecError:
+    first = str(e).splitlines()[0] if str(e) else ""
+    return SpecError("run.callbacks", f"{type(cb).__name__}.setup() failed ({type(e).__name__}"
+                     f": {first}); nothing ran and the study is as it was")

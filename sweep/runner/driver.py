@@ -35,6 +35,7 @@ from sweep.plan.spec import Spec, SpecError
 from sweep.plan.trial import ExpState, MemberState, Resources, Trial
 from sweep.runner import refine as _refine
 from sweep.runner.callbacks import saved_callbacks as _saved_callbacks
+from sweep.runner.callbacks import setup_error, setup_guard
 from sweep.runner.callbacks import spec_callbacks as _spec_callbacks
 from sweep.runner.collect import collect
 from sweep.runner.session import (
@@ -176,6 +177,7 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[Trial],
         st.check_tree(study, Path(root))
     from sweep.runner.trackers import prepare  # lazy: Ray only when a sweep runs
 
+    undo = _records.Undo.take(study)  # before the record: what a refused start puts back
     prepare(cbs, study.resolve(), state, name)  # MLflow set up (or refused) before the record
     try:  # build the Tuner before the study records the experiment
         tuner, progress, live = _tuner(trials, study, uri, name, res, cbs)
@@ -195,7 +197,15 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[Trial],
         plan_sha256=plan_sha, continues=list(continues), **record))
     st.write_state(study, state)
     t0 = time.perf_counter()
-    grid = tuner.fit()
+    with setup_guard(cbs) as failed:
+        try:
+            grid = tuner.fit()
+        except Exception:
+            if not failed:
+                raise
+    if failed:  # a user callback's setup refused before any trial: undo the record
+        undo.restore(name, uri)
+        raise setup_error(*failed[0])
     log.info("%s: Tune ran %d trials in %.1f s", name, len(trials), time.perf_counter() - t0)
     fault = progress.fault or live.fault
     try:
@@ -323,9 +333,9 @@ def _check_code(study: Path, state: dict[str, Any], first: dict[str, Any],
 
 
 def _save_spec(study: Path, spec: Spec, name: str) -> None:
-    (study / "specs").mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(study / "specs" / f"{name}.toml", spec.text.encode())
-    atomic_write_bytes(study / "spec.toml", spec.text.encode())
+    (study / _records.SPECS).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(study / _records.SPECS / f"{name}.toml", spec.text.encode())
+    atomic_write_bytes(study / _records.SPEC, spec.text.encode())
 
 
 __all__ = ["refine", "resume", "run", "status"]

@@ -28,6 +28,8 @@ from trainer.fsutil import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 PLANS = "plans"
+SPECS = "specs"  # specs/<experiment>.toml: the spec each experiment ran
+SPEC = "spec.toml"  # the spec the study last ran
 _STATE = re.compile(r"^state-(\d+)\.pt$")
 
 
@@ -115,6 +117,39 @@ def storage(uri: str) -> tuple[str, Any]:
         return uri.removeprefix("s3://"), fs.S3FileSystem(**kw)
     Path(uri).mkdir(parents=True, exist_ok=True)
     return uri, None
+
+
+@dataclass(frozen=True)
+class Undo:
+    """What recording a new experiment changes in a study (study.json, spec.toml, the
+    plan and spec records, Tune's directory), to put back when Tune refuses to start it
+    (a user callback's setup failed): the files' bytes as they were, so the study.json
+    put back keeps its seal."""
+
+    study: Path
+    state: bytes | None  # None: there was none (a new study)
+    spec: bytes | None
+
+    @classmethod
+    def take(cls, study: Path) -> Undo:
+        def old(rel: str) -> bytes | None:
+            p = study / rel
+            return p.read_bytes() if p.is_file() and not p.is_symlink() else None
+        return cls(study, old(st.STATE), old(SPEC))
+
+    def restore(self, name: str, uri: str) -> None:
+        for rel in (f"{PLANS}/{name}.json", f"{SPECS}/{name}.toml"):
+            (self.study / rel).unlink(missing_ok=True)
+        for rel, data in ((SPEC, self.spec), (st.STATE, self.state)):
+            if data is None:
+                (self.study / rel).unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(self.study / rel, data)
+        from pyarrow import fs as pafs  # lazy: pyarrow only for storage
+
+        root, fs = filesystem(uri)
+        if fs.get_file_info(root).type == pafs.FileType.Directory:  # a link is not followed
+            fs.delete_dir(root)
 
 
 @dataclass(frozen=True)
