@@ -34,7 +34,7 @@ def run(spec: str | Path | Spec, study: str | Path, *, address: str | None = Non
 
     spec: a Spec (`sweep.parse`), or the path of a TOML spec file.
     study: the study directory (created; its tables are `results.csv`, `history.csv`).
-    address: a Ray cluster (`"auto"`, `"host:port"`, `"ray://host:10001"`); None starts a
+    address: a Ray cluster (`"auto"`, `"host:port"`; not Ray Client's ray://); None starts a
         new local Ray on loopback (an already connected Ray, e.g. a notebook's, is used).
     dry_run: only plan; the outcome's `plan` holds every trial and member.
     yes: run even beyond the size and compute bounds (else refused, one line).

@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, type=Path, help="run directory (resumed if present)")
     t.add_argument("--yes", action="store_true", help="run even beyond the compute bounds")
 
-    address = "Ray cluster: auto, host:port or ray://host:10001 (default: an embedded " \
+    address = "Ray cluster: auto or host:port (default: an embedded " \
         "local Ray on loopback)"
     ray_logs = "show the trials' own output (Ray worker logs) on stderr"
     trust = ("use the study's code and storage paths although this user's wdsweep did not "

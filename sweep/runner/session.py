@@ -161,7 +161,7 @@ def _connect(ray: Any, address: str | None, study: Path | None,
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = address or "a new local instance"
         raise SpecError("--address", f"cannot connect to Ray at {where}: {first}; allowed: "
-                        "auto, host:port, ray://host:port") from None
+                        "auto, host:port") from None
     try:
         yield address is None
     finally:
@@ -189,9 +189,6 @@ def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
             _check_token(None, timeout_s)
             return
     _check_address_form(target, key)
-    if "://" in target:  # ray://: the Ray Client server, which speaks for itself
-        _check_token(None, timeout_s)
-        return
     host, _, port = target.rpartition(":")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
@@ -254,7 +251,7 @@ def ray_version() -> str:
 # --- the cluster's address and token (_check_reachable) -----------------------------------
 
 _ADDRESS_FORMS = ("auto, host:port (the head's GCS port: `ray start --head --port`, 6379 by "
-                  "default), ray://host:port (Ray Client, 10001 by default)")
+                  "default)")
 _TOKEN_HOW = ("RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN, in a file "
               "named by RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token (`ray get-auth-token` "
               "on the head prints it)")
@@ -272,8 +269,12 @@ def _check_address_form(address: str, key: str) -> None:
             raise SpecError(key, f"got {got}: a dashboard / job API address (`ray job submit "
                             f"--address`, RAY_API_SERVER_ADDRESS), not a driver's; allowed: "
                             f"{allowed}")
-        if scheme == "ray" and rest:
-            return
+        if scheme == "ray":  # Ray Client: Tune's controller would run on the head, in an
+            # actor, with wdsweep's recorder and stopper copies the driver never sees again
+            raise SpecError(key, f"got {got}: Ray Client, which runs Tune's controller on "
+                            "the head, not in this driver; allowed: "
+                            f"{allowed}, or `ray job submit` to run the driver on the head "
+                            "(docs/cluster.md)")
         raise SpecError(key, f"got {got}; allowed: {allowed}")
     host, sep, port = address.rpartition(":")
     if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:

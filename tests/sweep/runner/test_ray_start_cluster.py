@@ -260,7 +260,7 @@ def test_a_dashboard_url_as_address_is_one_line_naming_address(tmp_path):
     line = _error_line(r)
     assert line.startswith("--address: got 'http://127.0.0.1:8265': a dashboard / job API "
                            "address (`ray job submit --address`, RAY_API_SERVER_ADDRESS)"), line
-    assert "allowed: auto, host:port (the head's GCS port" in line and "ray://host:port" in line
+    assert "allowed: auto, host:port (the head's GCS port" in line and "ray://" not in line
     assert not study.exists()
 
 
@@ -270,6 +270,16 @@ def test_other_addresses_of_the_wrong_form(address):
     with pytest.raises(SpecError) as e:
         _check_reachable(address)
     assert str(e.value).startswith(f"--address: got {address!r}"), e.value
+
+
+def test_ray_client_is_refused_in_one_line_before_ray_starts():
+    # Ray Client runs Tune's controller in an actor on the head: the driver's recorder
+    # would never see its trials. Refused before anything connects (no server here).
+    with pytest.raises(SpecError) as e:
+        _check_reachable("ray://127.0.0.1:10001")
+    msg = str(e.value)
+    assert msg.startswith("--address: got 'ray://127.0.0.1:10001': Ray Client") and \
+        "ray job submit" in msg and "\n" not in msg
     assert "allowed: auto, host:port" in str(e.value)
 
 
