@@ -210,7 +210,7 @@ def fit_targets(cells: pd.DataFrame, spreads: dict[str, dict[str, Any]]) -> dict
                   + ", ".join(TARGETS[t][3] for t in fits),
         "note": "a rule is compatible when its Holm-adjusted p ≥ alpha; strengths use the "
                 "adjusted p"}
-    main["integrated"] = integrated(cells, spreads.get(VERDICT_TARGET, {}).get("dof", 0))
+    main["integrated"] = integrated(cells, spreads.get(VERDICT_TARGET, {}).get("dof", 0), raw)
     main["targets"] = {t: {"description": TARGETS[t][3], "n_cells": f["n_cells"],
                            "verdict": {k: f["verdict"][k] for k in ("rule", "strength",
                                                                    "compatible")},
@@ -227,18 +227,23 @@ def fit_targets(cells: pd.DataFrame, spreads: dict[str, dict[str, Any]]) -> dict
 D_SHIFT = (-1.0, 1.0, 1.0)
 
 
-def integrated(cells: pd.DataFrame, seed_dof: int = 0) -> dict[str, Any] | None:
+def integrated(cells: pd.DataFrame, seed_dof: int = 0,
+               family: dict[tuple[str, str], float] | None = None) -> dict[str, Any] | None:
     """λ*'s fit with the integrated decay D* = d*·Σ_k f(k) as the rule variable: the free
-    exponents of D*, each rule's test (Holm over the four), the verdict and D* per cell.
-    None when the cells do not say their schedules' integrals (decay_steps)."""
+    exponents of D*, each rule's test, the verdict and D* per cell. None when the cells do
+    not say their schedules' integrals (decay_steps). The tests are λ*'s read in D, so
+    they take λ*'s place in the Holm family of `family` (every target × rule's raw p):
+    with one schedule shape the two views are then the same test, to the same verdict."""
     if "decay_steps" not in cells or not np.isfinite(cells["decay_steps"]).any():
         return None
     c = cells.assign(D_star=cells["d_star"] * cells["decay_steps"])
     f, design = _fit_one(c, "D_star", TARGETS[VERDICT_TARGET][1], True, seed_dof, D_SHIFT)
-    adj = holm({("D", k): r["p_value"] for k, r in f["rules"].items()
-                if r["p_value"] is not None})
+    mine = {(VERDICT_TARGET, k): r["p_value"] for k, r in f["rules"].items()
+            if r["p_value"] is not None}
+    adj = holm({**{t: p for t, p in (family or {}).items() if t[0] != VERDICT_TARGET},
+                **mine})
     for k, r in f["rules"].items():
-        r["p_holm"] = adj.get(("D", k))
+        r["p_holm"] = adj.get((VERDICT_TARGET, k))
         r["compatible"] = r["p_holm"] is None or r["p_holm"] >= _fit.ALPHA
     use = design.cells if design is not None else c.iloc[:0]
     min_seeds = int(use["n_seeds"].min()) if "n_seeds" in use and len(use) else 0

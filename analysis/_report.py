@@ -227,14 +227,26 @@ def _sensitivity(fit: dict[str, Any]) -> dict[str, Any] | None:
     if len(rows) <= 1:
         return None
     ref = (rows[0]["rule"], rows[0]["strength"])
+    D0 = rows[0].get("integrated")
+
+    def in_D(r: dict[str, Any]) -> dict[str, str]:
+        D = r.get("integrated") or {"rule": None, "strength": "inconclusive"}
+        same = (D["rule"], D["strength"]) == (D0["rule"], D0["strength"])
+        return {"in D = d·Σf": f"{D['rule'] or MISSING} ({D['strength']})",
+                "same in D": "yes" if same else "NO"}
     t = pd.DataFrame([{"analysis choice": r["choice"], "rule": r["rule"] or MISSING,
                        "strength": r["strength"],
                        "compatible": ", ".join(r["compatible"]) or "none",
-                       "same verdict": "yes" if (r["rule"], r["strength"]) == ref else "NO"}
+                       "same verdict": "yes" if (r["rule"], r["strength"]) == ref else "NO",
+                       **(in_D(r) if D0 else {})}
                       for r in rows])
     word = {True: "stable: every choice gives the same verdict",
             False: "fragile: the verdict changes under the choices marked NO",
             None: "not checked"}[(fit.get("verdict") or {}).get("stable")]
+    D = ((fit.get("integrated") or {}).get("verdict") or {}).get("stable")
+    if D0 and D is not None:
+        word += ("; read in the integrated decay D it is " +
+                 ("stable too" if D else "fragile (the choices marked NO in D)"))
     return {"word": word, "table": _table(t), "skipped": fit.get("sensitivity_skipped") or []}
 
 

@@ -4,7 +4,9 @@ A referee re-analyzes: other final windows (5%, 10%, 20% of the run, the last ev
 alone), the other λ* estimator (smoothed argmax), every-other-λ sub-grids, and leaving
 out each cell in turn. Each gives a verdict (rule and strength); the reported verdict is
 *stable* only when every one of them gives the same rule and strength, and is otherwise
-called fragile in the headline, never decisive. Pure: DataFrames in, rows out.
+called fragile in the headline, never decisive. The verdict read in the integrated decay
+(D* = d*·Σf, `_decide.integrated`) is rerun under the same choices and judged the
+same way. Pure: DataFrames in, rows out.
 """
 
 from __future__ import annotations
@@ -27,8 +29,20 @@ MAX_LOCO = 40  # cells
 
 def _row(choice: str, fit: dict[str, Any]) -> dict[str, Any]:
     v = fit["verdict"]
+    D = (fit.get("integrated") or {}).get("verdict")  # the same choice, read in D = d·Σf
     return {"choice": choice, "rule": v["rule"], "strength": v["strength"],
-            "compatible": list(v["compatible"])}
+            "compatible": list(v["compatible"]),
+            "integrated": ({"rule": D["rule"], "strength": D["strength"],
+                            "compatible": list(D["compatible"])} if D else None)}
+
+
+def _changed(rows: list[dict[str, Any]], view: str | None) -> list[str]:
+    """The choices whose verdict (view None: d*'s; "integrated": D*'s) differs from the
+    reported one's; a choice that leaves nothing to fit differs."""
+    def key(r: dict[str, Any]) -> tuple[Any, Any]:
+        v = r if view is None else (r.get(view) or {"rule": None, "strength": "inconclusive"})
+        return v["rule"], v["strength"]
+    return [r["choice"] for r in rows[1:] if key(r) != key(rows[0])]
 
 
 def _with_window(runs: pd.DataFrame, hist: pd.DataFrame, window: float,
@@ -85,12 +99,11 @@ def report(runs: pd.DataFrame, hist: pd.DataFrame, keys: list[str], curves: bool
         for c in usable:
             sub = cells[cells["cell"] != c]
             rows.append(_row(f"without cell {c}", _decide.fit_targets(sub, spreads)))
-    ref = rows[0]
-    changed = [r["choice"] for r in rows[1:]
-               if (r["rule"], r["strength"]) != (ref["rule"], ref["strength"])]
+    changed, changed_D = _changed(rows, None), _changed(rows, "integrated")
     checked = len(rows) > 1
     return {"rows": rows, "stable": (not changed) if checked else None, "changed": changed,
-            "skipped": skipped}
+            "integrated_stable": (not changed_D) if checked and rows[0]["integrated"]
+            else None, "integrated_changed": changed_D, "skipped": skipped}
 
 
 def _rerun(name: str, runs: pd.DataFrame, keys: list[str], tol: float, est: str
@@ -116,6 +129,13 @@ def attach(fit: dict[str, Any], runs: pd.DataFrame, hist: pd.DataFrame, keys: li
     """fit["sensitivity"] (a list of {choice, rule, strength, compatible}) and
     fit["verdict"]["stable"] (None when nothing could be rerun)."""
     s = report(runs, hist, keys, curves, cells, fit, window, last, tol)
+    if (fit.get("integrated") or {}).get("verdict"):
+        D = fit["integrated"]["verdict"]
+        D["stable"], D["changes_under"] = s["integrated_stable"], s["integrated_changed"]
+        if D["stable"] is False and D["rule"] is not None:
+            fit["integrated"]["notes"].append(
+                f"the integrated verdict is fragile: it changes under "
+                f"{len(s['integrated_changed'])} of {len(s['rows']) - 1} analysis choices")
     fit["sensitivity"] = s["rows"]
     fit["sensitivity_skipped"] = s["skipped"]
     fit["verdict"]["stable"] = s["stable"]

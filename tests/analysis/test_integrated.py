@@ -46,6 +46,8 @@ def test_with_one_schedule_shape_the_integrated_fit_is_the_same_test():
             fit["exponents"][a]["estimate"] + s, abs=1e-9)
     for k, r in D["rules"].items():
         assert r["p_value"] == pytest.approx(fit["rules"][k]["p_value"], rel=1e-9, abs=1e-12)
+        # λ*'s tests read in D: they take λ*'s place in the Holm family, to the same p
+        assert r["p_holm"] == pytest.approx(fit["rules"][k]["p_holm"], rel=1e-9, abs=1e-12)
     assert D["verdict"]["rule"] == fit["verdict"]["rule"] == "sqrt"
     assert D["rules"]["sqrt"]["exponents_of_D"] == dict(zip("bBT", SQRT_D))
 
@@ -87,3 +89,34 @@ def test_an_analysis_reports_the_integrated_view_with_each_runs_decay_steps():
     cos = analyze(res.assign(lr_schedule="cosine"), sensitivity=False, figures=False)
     ratio = cos.runs.decay_steps / a.runs.decay_steps
     assert ratio.between(0.49, 0.51).all()
+
+
+def test_the_sensitivity_report_reruns_the_integrated_verdict_too():
+    # A study whose λ* follows sqrt (synthetic, known truth), cosine cells: the D* verdict
+    # is recomputed under every window, estimator, sub-grid and left-out cell, and its
+    # stability is judged like d*'s (here every choice keeps it: stable).
+    res = make_study((0.5, -0.5, -0.5), seed=1).assign(lr_schedule="cosine")
+    a = analyze(res, figures=False)
+    rows = a.fit["sensitivity"]
+    assert len(rows) > 5 and all(r["integrated"] is not None for r in rows)
+    D = a.fit["integrated"]["verdict"]
+    assert rows[0]["integrated"]["rule"] == D["rule"]
+    changed = [r["choice"] for r in rows[1:]
+               if (r["integrated"]["rule"], r["integrated"]["strength"])
+               != (D["rule"], D["strength"])]
+    assert D["stable"] is (not changed) and D["changes_under"] == changed
+    assert any(r["choice"].startswith("without cell") for r in rows)
+
+
+def test_a_fragile_integrated_verdict_is_named_so():
+    from analysis import _sensitivity
+
+    fit = {"verdict": {"rule": "sqrt", "strength": "weak", "compatible": ["sqrt"]},
+           "integrated": {"verdict": {"rule": "sqrt", "strength": "weak",
+                                      "compatible": ["sqrt"]}, "notes": []}}
+    rows = [_sensitivity._row("as reported", fit),
+            _sensitivity._row("window 0.2", {**fit, "integrated": {"verdict": {
+                "rule": None, "strength": "inconclusive", "compatible": []}}}),
+            _sensitivity._row("estimator smoothed", {**fit, "integrated": None})]
+    assert _sensitivity._changed(rows, None) == []
+    assert _sensitivity._changed(rows, "integrated") == ["window 0.2", "estimator smoothed"]
