@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import analysis  # noqa: E402
+from sweep.store.rows import member_steps  # noqa: E402
 from trainer.early_stop import stop_reason  # noqa: E402
 
 ESTIMATES = ("lambda_star", "lambda_onset", "lambda_collapse")
@@ -68,11 +69,6 @@ def replay(res: pd.DataFrame, hist: pd.DataFrame, acc: float, evals: int, tol: f
                 break
         keep.append(g.iloc[:cut])
     return res, pd.concat(keep, ignore_index=True)
-
-
-def member_steps(res: pd.DataFrame) -> float:
-    return float(res.stopped_step.fillna(res.total_steps).sum()) if "stopped_step" in res \
-        else float(res.total_steps.sum())
 
 
 def compare(full: Path, early: Path) -> dict:

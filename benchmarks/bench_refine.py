@@ -202,9 +202,11 @@ def _fmt(x: float) -> float:
 
 
 def _study_steps(study: Path) -> float:
+    """Member-steps the study ran (a member stopped early counts to its stop)."""
     from sweep.store import study as st
+    from sweep.store.rows import member_steps
 
-    return float(st.read_results(study)["total_steps"].sum())
+    return member_steps(st.read_results(study))
 
 
 def _ci(cells: pd.DataFrame, label: str, col: str) -> tuple[float, float, float]:

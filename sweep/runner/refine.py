@@ -31,6 +31,7 @@ from sweep.plan.refine import Refine
 from sweep.plan.spec import Spec, parse
 from sweep.plan.trial import ExpState, MemberState
 from sweep.store import study as st
+from sweep.store.rows import member_steps
 from trainer.config import DECAY_KEYS
 from trainer.errors import SpecError
 
@@ -129,7 +130,7 @@ def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str
         res = st.read_results(study)
         ok = res[res.status == MemberState.COMPLETED] if not res.empty else res
         ok = _window_finals(ok, st.read_history(study))
-        spent = _spent(res)
+        spent = member_steps(res)
         rounds = st.check(study)["refine"]["rounds"]
         if len(rounds) >= cfg.rounds:
             return ran | _stop(study, "rounds", f"{len(rounds)} rounds done", spent)
@@ -148,16 +149,6 @@ def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str
                  name, len(points), f"{prop.cost:,.0f}", prop.reason)
         out = runner.run(_plain(spec, points), study, **kw)
         ran = {k: ran[k] + (out.get(k) or 0) for k in ran}
-
-
-def _spent(res: pd.DataFrame) -> float:
-    """Member-steps run: each member's steps, to its stop if it stopped early."""
-    if res.empty:
-        return 0.0
-    steps = res["total_steps"].astype(float)
-    if "stopped_step" in res:
-        steps = res["stopped_step"].astype(float).fillna(steps)
-    return float(steps.sum())
 
 
 def _window_finals(ok: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:

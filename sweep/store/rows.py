@@ -53,3 +53,14 @@ def member_row(m: TrainConfig, key: str, exp: str, status: str) -> dict[str, Any
     r["train_digits"] = ",".join(map(str, m.train_digits))
     r["test_digits"] = ",".join(map(str, m.test_digits))
     return dict(config_hash=m.config_hash(), status=status, trial_id=key, experiment=exp, **r)
+
+
+def member_steps(res: pd.DataFrame) -> float:
+    """Member-steps a results table's rows ran: each member's steps, to its stop where it
+    stopped early (`stopped_step`) -- what refinement budgets and benchmarks count."""
+    if res.empty:
+        return 0.0
+    steps = res["total_steps"].astype(float)
+    if "stopped_step" in res:
+        steps = res["stopped_step"].astype(float).fillna(steps)
+    return float(steps.sum())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sweep.runner.refine import _spent, _window_finals
+from sweep.runner.refine import _window_finals
 
 
 def _tables():
@@ -33,8 +33,3 @@ def test_without_history_the_last_values_stand():
     ok, _ = _tables()
     assert _window_finals(ok, pd.DataFrame()).equals(ok)
 
-
-def test_spent_counts_a_stopped_member_to_its_stop():
-    res = pd.DataFrame({"total_steps": [100, 100], "stopped_step": [30, None]})
-    assert _spent(res) == 130
-    assert _spent(res.drop(columns="stopped_step")) == 200

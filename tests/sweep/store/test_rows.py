@@ -12,7 +12,7 @@ from sweep.plan.spec import parse
 from sweep.plan.trial import MemberState
 from sweep.store import study as st
 from sweep.store.records import read_plan
-from sweep.store.rows import INFO, completed_rows, member_row
+from sweep.store.rows import INFO, completed_rows, member_row, member_steps
 from tests.sweep._helpers import spec_text
 from trainer.schema import LAST, RESULT_METRICS
 
@@ -69,3 +69,10 @@ def test_completed_rows_take_the_last_step_whatever_the_history_order() -> None:
     rows = completed_rows(members, TRIALS[0].key, "exp-000", h, {})
     for k, r in enumerate(rows):
         assert all(math.isclose(r[LAST + c], k + 1) for c in RESULT_METRICS)
+
+
+def test_member_steps_count_a_stopped_member_to_its_stop():
+    res = pd.DataFrame({"total_steps": [100, 100], "stopped_step": [30, None]})
+    assert member_steps(res) == 130
+    assert member_steps(res.drop(columns="stopped_step")) == 200
+    assert member_steps(res.iloc[:0]) == 0
