@@ -58,9 +58,16 @@ def _key(create: bool) -> bytes | None:
     try:
         if create and not f.exists():
             f.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(secrets.token_bytes(32))
+            # Written whole under a private name, then linked into place: a driver that
+            # starts meanwhile finds either no key or all 32 bytes of it, never a part.
+            tmp = f.with_name(f".{f.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(secrets.token_bytes(32))
+                os.link(tmp, f)  # FileExistsError: another driver's key is the one
+            finally:
+                tmp.unlink(missing_ok=True)
         st = f.lstat()
         if not f.is_file() or f.is_symlink() or st.st_uid != os.getuid() or st.st_mode & 0o077:
             log.warning("ignoring %s: not a private regular file of this user", f)
