@@ -41,7 +41,9 @@ kept and printed). The demo preset (binary addition, width 128, lr 1e-2, 2,000 p
 
 Both are analyzed with `analysis.analyze`; printed side by side: member-steps, their
 ratio, each cell's 95% half-widths in ln λ of λ*, onset and collapse, and whether the
-refined estimates lie inside the dense grid's intervals::
+refined estimates lie inside the dense grid's intervals. ``--stop`` runs the refined
+study with the collapse stop (trainer.early_stop, rule STOP) and the dense grid without:
+members count to their stop::
 
     RAY_ADDRESS=local python benchmarks/bench_refine.py --real
 """
@@ -173,7 +175,7 @@ preset = "demo"
 
 [fixed]
 epochs = {epochs}
-
+{stop}
 [grid]
 weight_decay = {lams}
 seed = {seeds}
@@ -187,6 +189,10 @@ pack = {pack}
 checkpoint_every = 4000
 max_failures = 1
 """
+# --stop: the collapse stop of benchmarks/bench_early_stop.py (trainer.early_stop), in the
+# refined study only: a member whose train accuracy sits at chance (exact sums: ~0) and
+# flat for 5 evaluations stops -- the measured-safe short run for the collapse edge.
+STOP = dict(acc=0.02, evals=5, tol=0.01)  # stop_train_acc, stop_evals, stop_tol
 REFINE = """
 [refine]
 target = {target}
@@ -291,8 +297,11 @@ def real(a: argparse.Namespace) -> int:
     lams = [_fmt(x) for x in np.exp(np.linspace(math.log(a.lam_lo), math.log(a.lam_hi),
                                                 a.points))]
     common = dict(epochs=a.epochs, seeds=list(REAL_SEEDS), cells=list(REAL_CELLS),
-                  pack=a.pack)
-    text = REAL_SPEC.format(name="refined", lams=lams, **common) + REFINE.format(
+                  pack=a.pack, stop="")
+    stop = (f"stop_train_acc = {STOP['acc']}\nstop_evals = {STOP['evals']}\n"
+            f"stop_tol = {STOP['tol']}\n") if a.stop else ""
+    text = REAL_SPEC.format(name="refined", lams=lams, **{**common, "stop": stop}) + \
+        REFINE.format(
         target=a.target, budget=a.budget, rounds=a.rounds, seeds=list(REAL_SEEDS),
         lo=lams[0], hi=lams[-1])
     timing = _timing(root)
@@ -331,7 +340,10 @@ def real(a: argparse.Namespace) -> int:
     a_den = analyze(root / "dense", sensitivity=False)
     s_ref, s_den = _study_steps(root / "refined"), _study_steps(root / "dense")
     cells = compare(a_ref.cells, a_den.cells, spend.cells, info, axes, seeds)
+    stopped = int(res["stopped_step"].notna().sum()) if "stopped_step" in res else 0
     summary = {"epochs": a.epochs, "grid": lams, "target": a.target, "budget": a.budget,
+               "stop_rule": STOP if a.stop else None, "stopped_members": stopped,
+               "refined_members": len(res),
                "rounds_max": a.rounds, "stop": rec.get("stop"), "reason": rec.get("stop_reason"),
                "rounds": spend.rounds.to_dict("records"), "refined_member_steps": s_ref,
                "dense_member_steps": s_den, "ratio": s_ref / s_den,
@@ -357,6 +369,10 @@ def _iv(e: float, ci: list[float]) -> str:
 def _print_real(s: dict[str, Any], names: dict[str, tuple[str, str]]) -> None:
     print(f"\n## bench_refine --real: demo preset, {s['epochs']} epochs, cells b = 64, 128, "
           f"seeds 0-2, target {s['target']:g}, budget {s['budget']:,.0f}\n")
+    rule = s.get("stop_rule")
+    print(f"refined with the collapse stop {rule}: {s['stopped_members']} of "
+          f"{s['refined_members']} members stopped early" if rule else
+          "refined without early stopping")
     print(f"refined: stop {s['stop']} ({s['reason']}); rounds: " + "; ".join(
         f"{r['label']} {r['experiment']}: {r['members']} members, {r['member_steps']:,.0f}"
         for r in s["rounds"]))
@@ -407,6 +423,8 @@ def main() -> int:
     real_opts.add_argument("--workdir", default=None, help="where the studies go (default: "
                            "a new temporary directory)")
     real_opts.add_argument("--json", default=None, help="also write the numbers here")
+    real_opts.add_argument("--stop", action="store_true", help="the refined study with the "
+                           "collapse stop (STOP); the dense grid without")
     a = ap.parse_args()
     if a.real:
         a.rounds = 4 if a.rounds is None else a.rounds
