@@ -102,3 +102,30 @@ def study(finished_study, tmp_path) -> Path:
         e["plan_sha256"] = hashlib.sha256(data).hexdigest()
     st.write_state(dst, state)
     return dst
+
+
+# `make test` runs two xdist workers, a file at a time (-n 2 --dist loadfile), handing
+# files out in collection order: the longest files go first so that none of them starts
+# last and leaves one worker idle. Serial seconds each, `pytest --durations=0`,
+# 2-core dev box, 2026-12-01; a file missing here just keeps its place.
+HEAVY_FIRST = (
+    "sweep/runner/test_multinode.py",  # 81 (three raylets)
+    "sweep/runner/test_refine_loop.py",  # 187
+    "sweep/runner/test_resume_safe.py",  # 125
+    "sweep/runner/test_sweep.py",  # 95
+    "security/test_bad_specs.py",  # 93
+    "sweep/cli/test_hardening.py",  # 91
+    "sweep/runner/test_ray_start_cluster.py",  # 76
+    "sweep/runner/test_trackers.py",  # 57
+    "trainer/test_resume_record.py",  # 54
+    "security/test_code_pinning.py",  # 48
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {f"tests/{f}": i for i, f in enumerate(HEAVY_FIRST)}
+
+    def key(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return rank.get(path, len(rank))
+    items.sort(key=key)  # stable: the rest keep their order

@@ -158,8 +158,10 @@ def test_refine_on_a_study_without_refine_is_one_line(tmp_path, wdsweep):
 def test_a_driver_killed_mid_round_is_finished_by_refine_without_duplicates(tmp_path,
                                                                              cli_env, wdsweep):
     spec, study = tmp_path / "s.toml", tmp_path / "study"
-    spec.write_text(GRID.replace("epochs = 20", "epochs = 60")
-                    + "budget = 1e6\nrounds = 2\nrange = [1e-4, 100]\n")
+    # One round (the kill lands in it; `refine` finishes it and stops on rounds), members
+    # long enough (640 steps) that the round's trial is still training 3 s after it starts.
+    spec.write_text(GRID.replace("epochs = 20", "epochs = 40")
+                    + "budget = 1e6\nrounds = 1\nrange = [1e-4, 100]\n")
     p = subprocess.Popen([sys.executable, "-m", "sweep.cli", "run", spec, "--study", study,
                           "--no-report"], env=cli_env, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -180,7 +182,11 @@ def test_a_driver_killed_mid_round_is_finished_by_refine_without_duplicates(tmp_
     assert not any(e["status"] == "running" for e in state["experiments"])
     planned = {h for e in state["experiments"] for h in e["members"]}
     assert planned == set(res.config_hash)  # every planned member ran, exactly once
-    assert state["refine"]["rounds"][0]["experiment"] == "exp-001"
+    assert [r["experiment"] for r in state["refine"]["rounds"]] == ["exp-001"]
+    assert state["refine"]["stop"] == "rounds"
+    # the round's members: planned once, in exp-001 (and its resume), none twice
+    assert set(res.loc[res.experiment != "exp-000", "config_hash"]) == \
+        {h for e in state["experiments"][1:] for h in e["members"]}
 
 
 def _round_running(study: Path) -> bool:
