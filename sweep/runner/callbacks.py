@@ -66,7 +66,8 @@ def saved_callbacks(state: dict[str, Any]) -> list[Any]:
 @contextlib.contextmanager
 def setup_guard(callbacks: Sequence[Any]) -> Iterator[list[tuple[Any, BaseException]]]:
     """Inside: a user callback whose own `setup` raises when Tune starts the experiment
-    is noted, (callback, error), in the list this yields, so the driver can undo the
+    (and does not then succeed on Tune's retry of a legacy signature) is noted,
+    (callback, error), in the list this yields, so the driver can undo the
     experiment it recorded (nothing has trained yet: bad input, not an interrupted
     study). Each `setup` is wrapped on the instance and restored on the way out; the
     classes are left alone (Tune looks at them, e.g. to skip its default loggers)."""
@@ -79,10 +80,14 @@ def setup_guard(callbacks: Sequence[Any]) -> Iterator[list[tuple[Any, BaseExcept
 
         def setup(*a: Any, _cb: Any = cb, _orig: Any = cb.setup, **kw: Any) -> Any:
             try:
-                return _orig(*a, **kw)
+                out = _orig(*a, **kw)
             except Exception as e:  # noqa: BLE001 -- noted and raised again, for Tune
                 failed.append((_cb, e))
                 raise
+            # Tune calls a legacy `setup(self)` again, without arguments, after the
+            # TypeError of the first call: once it succeeds it has not failed.
+            failed[:] = [f for f in failed if f[0] is not _cb]
+            return out
 
         own["setup"] = setup
         wrapped.append(own)

@@ -203,9 +203,9 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[Trial],
         except Exception:
             if not failed:
                 raise
-    if failed:  # a user callback's setup refused before any trial: undo the record
-        undo.restore(name, uri)
-        raise setup_error(*failed[0])
+            # a user callback's setup refused before any trial: undo the record
+            undo.restore(name, uri)
+            raise setup_error(*failed[0]) from None
     log.info("%s: Tune ran %d trials in %.1f s", name, len(trials), time.perf_counter() - t0)
     fault = progress.fault or live.fault
     try:

@@ -37,6 +37,14 @@ class Counting(Callback):
         self.results += 1
 
 
+class LegacySetup(Callback):
+    """The old `setup(self)`: Tune's first call raises TypeError, and Tune calls it again
+    without arguments -- a callback that works, whose sweep must not be undone."""
+
+    def setup(self):
+        self.was_set_up = True
+
+
 def _tree(study: Path) -> dict[str, bytes]:
     return {str(p.relative_to(study)): p.read_bytes() for p in sorted(study.rglob("*"))
             if p.is_file() and p.name != ".lock"}
@@ -83,3 +91,13 @@ def test_a_dotted_callback_failing_setup_is_one_line_exit_2(tmp_path, wdsweep):
                            "failed"), r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "study").exists()
+
+
+def test_a_legacy_setup_that_tune_retries_is_not_a_failure(ray_local, tmp_path):
+    study, cb = tmp_path / "study", LegacySetup()
+    s = tiny_spec(wds=(0.1,), name="cb4")
+    with pytest.warns(FutureWarning, match="update `setup` method"):
+        out = sweep.run(s, study, callbacks=[cb])
+    assert out["completed"] == 2 and cb.was_set_up
+    assert [e["status"] for e in st.read_state(study)["experiments"]] == ["finished"]
+    assert_each_member_once(study, s)
