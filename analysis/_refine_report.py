@@ -71,6 +71,8 @@ def members(hist: pd.DataFrame) -> pd.DataFrame:
                          if "experiment" in runs else "")
     steps = pd.to_numeric(runs["total_steps"], errors="coerce") if "total_steps" in runs \
         else pd.Series(np.nan, index=runs.index)
+    if "stopped_step" in runs:  # a member stopped early ran to its stop (trainer.early_stop)
+        steps = pd.to_numeric(runs["stopped_step"], errors="coerce").fillna(steps)
     if last is not None:
         steps = steps.fillna(pd.to_numeric(last, errors="coerce").reindex(runs.index))
     out["member_steps"] = steps.astype(float)

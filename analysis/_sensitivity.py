@@ -113,7 +113,7 @@ def _rerun(name: str, runs: pd.DataFrame, keys: list[str], tol: float, est: str
     except ValueError as e:  # AnalysisError included: this choice leaves nothing to fit
         log.info("sensitivity: %s: %s", name, e)
         return {"choice": name, "rule": None, "strength": "inconclusive", "compatible": [],
-                "note": str(e)}
+                "integrated": None, "note": str(e)}
     return _row(name, f)
 
 

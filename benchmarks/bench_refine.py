@@ -305,6 +305,10 @@ def real(a: argparse.Namespace) -> int:
         target=a.target, budget=a.budget, rounds=a.rounds, seeds=list(REAL_SEEDS),
         lo=lams[0], hi=lams[-1])
     timing = _timing(root)
+    if "refined" in timing and timing.get("stop", False) != a.stop:
+        raise SystemExit(f"{root}: its refined study ran with stop={timing.get('stop', False)}"
+                         f", not --stop={a.stop}; use another --workdir")
+    timing["stop"] = a.stop
     if "refined" not in timing:  # --workdir of an earlier run: its finished studies reused
         sweep.run(sweep.parse(text), root / "refined", dry_run=True)  # refused before Ray
         timing["load0"], t0 = os.getloadavg()[0], time.perf_counter()

@@ -104,7 +104,8 @@ def study(finished_study, tmp_path) -> Path:
     return dst
 
 
-# `make test` runs two xdist workers, a file at a time (-n 2 --dist loadfile), handing
+# `make test` runs two xdist workers, a file at a time (-n 2 --dist loadfile
+# --no-loadscope-reorder: else xdist orders files by their number of tests), handing
 # files out in collection order: the longest files go first so that none of them starts
 # last and leaves one worker idle. Serial seconds each, `pytest --durations=0`,
 # 2-core dev box, 2026-12-01; a file missing here just keeps its place.

@@ -33,7 +33,7 @@ from sweep.plan.trial import ExpState, MemberState
 from sweep.store import study as st
 from sweep.store.rows import member_steps
 from trainer.config import DECAY_KEYS
-from trainer.errors import SpecError
+from trainer.errors import BadInput, SpecError
 
 log = logging.getLogger(__name__)
 NOT_CELL = (*DECAY_KEYS, "seed", "data_seed")
@@ -147,7 +147,11 @@ def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str
         name = _record_round(study, prop, len(points))
         log.info("refine round %d (%s): %d points, %s member-steps; %s", len(rounds) + 1,
                  name, len(points), f"{prop.cost:,.0f}", prop.reason)
-        out = runner.run(_plain(spec, points), study, **kw)
+        try:
+            out = runner.run(_plain(spec, points), study, **kw)
+        except BadInput:  # refused before it ran (a tracker's setup): no round to keep
+            _forget_round(study, name)
+            raise
         ran = {k: ran[k] + (out.get(k) or 0) for k in ran}
 
 
@@ -214,6 +218,18 @@ def _record_round(study: Path, prop, n: int) -> str:
             cells=_halfwidths(prop.cells)))
         st.write_state(study, state)
     return name
+
+
+def _forget_round(study: Path, name: str) -> None:
+    """Drop the record of round `name` when its experiment was refused (undone) before
+    it started: a later `refine` neither counts it nor records its name twice."""
+    with st.locked(study):
+        state = st.check(study)
+        if name in {e["name"] for e in state["experiments"]}:
+            return  # it started: the round stays (resume finishes it)
+        state["refine"]["rounds"] = [r for r in state["refine"]["rounds"]
+                                     if r.get("experiment") != name]
+        st.write_state(study, state)
 
 
 def _stop(study: Path, stop: str, reason: str, spent: float, cells=()) -> dict[str, Any]:

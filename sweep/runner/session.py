@@ -127,6 +127,11 @@ def connected(address: str | None, study: Path | None = None,
     import ray  # lazy: Ray only when a sweep runs
 
     if ray.is_initialized():
+        if ray.util.client.ray.is_connected():  # a notebook's ray.init("ray://...")
+            raise SpecError("--address", "this process is connected to Ray through Ray "
+                            "Client, which runs Tune's controller on the head, not in this "
+                            "driver; allowed: a driver on the cluster (ray.init('auto') on "
+                            "a node, or `ray job submit`: docs/cluster.md)")
         check_connected(code)  # its job must already ship the code (sweep.plan.code)
         with quiet_ray_records():
             yield False

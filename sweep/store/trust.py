@@ -61,9 +61,16 @@ def key(create: bool = True) -> bytes | None:
             return None
         try:
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(os.urandom(32))
+            # Whole under a private name, then linked into place: a process that starts
+            # meanwhile finds no key or all of it, never an empty file.
+            tmp = d / f".key.{os.getpid()}.{os.urandom(4).hex()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(os.urandom(32))
+                os.link(tmp, p)
+            finally:
+                tmp.unlink(missing_ok=True)
         except FileExistsError:  # another process made it meanwhile
             pass
         except OSError as e:

@@ -270,6 +270,7 @@ def test_other_addresses_of_the_wrong_form(address):
     with pytest.raises(SpecError) as e:
         _check_reachable(address)
     assert str(e.value).startswith(f"--address: got {address!r}"), e.value
+    assert "allowed: auto, host:port" in str(e.value)
 
 
 def test_ray_client_is_refused_in_one_line_before_ray_starts():

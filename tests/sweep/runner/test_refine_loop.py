@@ -94,6 +94,20 @@ def test_more_rounds_continue_the_study_without_repeating_a_member(refined):
     assert out.get("refine_stop") == rec["stop"]
 
 
+def test_a_round_a_tracker_refuses_leaves_no_round_behind(refined):
+    from sweep.plan.spec import SpecError
+    from tests.sweep.runner.test_callbacks import FailingSetup
+
+    study, _ = refined
+    before = st.read_state(study)
+    with pytest.raises(SpecError, match="run.callbacks: FailingSetup"):
+        sweep.refine(study, rounds=1, callbacks=[FailingSetup()])
+    after = st.read_state(study)
+    assert after["refine"]["rounds"] == before["refine"]["rounds"]  # not counted, not named
+    assert [e["name"] for e in after["experiments"]] == \
+        [e["name"] for e in before["experiments"]]
+
+
 def test_a_refined_study_exported_and_imported_keeps_its_rounds(refined, tmp_path, wdsweep):
     study, _ = refined
     r = wdsweep("export", study, tmp_path / "pub")
