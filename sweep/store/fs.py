@@ -20,12 +20,15 @@ from pathlib import Path
 from trainer.errors import STATE, StudyBusy, StudyUnsafe  # noqa: F401 (re-exported)
 
 RESULTS, HISTORY, STATUS = "results.csv", "history.csv", "status.json"
+PLANS = "plans"  # plans/<experiment>.json: what each experiment ran (sweep.store.records)
+SPECS = "specs"  # specs/<experiment>.toml: the spec each experiment ran
+SPEC = "spec.toml"  # the spec the study last ran
 
 
 # What wdsweep writes in a study; none of them may be a symbolic link (a link would
 # let whoever planted it choose where our reads come from and our writes go).
-ENTRIES = (STATE, RESULTS, HISTORY, STATUS, ".lock", ".ray-local.json", "spec.toml",
-           "plans", "specs", "experiments", "report", "tensorboard")
+ENTRIES = (STATE, RESULTS, HISTORY, STATUS, ".lock", ".ray-local.json", SPEC,
+           PLANS, SPECS, "experiments", "report", "tensorboard")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -48,7 +51,7 @@ def check_links(study: Path) -> None:
             continue
         if stat.S_ISLNK(mode):
             raise StudyUnsafe(study, name, _LINK)
-        want_dir = name in TREES or name in ("plans", "specs")
+        want_dir = name in TREES or name in (PLANS, SPECS)
         if not (stat.S_ISDIR(mode) if want_dir else stat.S_ISREG(mode)):
             if name in (STATE, RESULTS, HISTORY) and stat.S_ISDIR(mode):
                 continue  # a directory in a table's place: damage, which repair moves aside
@@ -57,7 +60,7 @@ def check_links(study: Path) -> None:
                               "there: remove it")
     for t in TREES:
         check_tree(study, study / t)
-    for d in ("plans", "specs"):
+    for d in (PLANS, SPECS):
         if not (study / d).is_dir():
             continue
         for q in (study / d).iterdir():

@@ -51,7 +51,7 @@ def export(study: Path, dest: Path) -> dict[str, Any]:
         raise SpecError("study", f"{study} has no results yet: nothing to export")
     if dest.exists() and not dest.is_dir():
         raise SpecError("dest", f"{dest} exists and is not a directory")
-    if (dest / "specs").is_symlink():
+    if (dest / st.SPECS).is_symlink():
         raise SpecError("dest", f"{dest / 'specs'} is a symbolic link; allowed: a directory")
     dest.mkdir(parents=True, exist_ok=True)
     tables = {}
@@ -63,7 +63,7 @@ def export(study: Path, dest: Path) -> dict[str, Any]:
         rows = len(pd.read_csv(io.BytesIO(data), usecols=["config_hash"]))
         atomic_write_bytes(dest / f"{name}.gz", _gz(data))
         tables[name] = {"rows": rows, "sha256": hashlib.sha256(data).hexdigest()}
-    _copy_specs(study / "specs", dest / "specs")
+    _copy_specs(study / st.SPECS, dest / st.SPECS)
     manifest = {"study": state.get("id"), "name": state.get("name"), "exported": time.time(),
                 "tables": tables,
                 "experiments": [{k: e[k] for k in ("name", "status")}
@@ -188,7 +188,7 @@ def import_(src: Path, study: Path, *, max_bytes: int = MAX_BYTES,
                             "`wdsweep export` writes")
         state["refine"] = rec
     with st.locked(study):  # makes the study; its .lock marks it as one (sweep.cli.analyze)
-        _copy_specs(src / "specs", study / "specs")
+        _copy_specs(src / st.SPECS, study / st.SPECS)
         st.write_tables(study, res, frames[st.HISTORY], state)
     done = int((res["status"] == "completed").sum())
     return {"members": len(res), "completed": done, "history_rows": len(frames[st.HISTORY])}

@@ -27,9 +27,7 @@ from trainer.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-PLANS = "plans"
-SPECS = "specs"  # specs/<experiment>.toml: the spec each experiment ran
-SPEC = "spec.toml"  # the spec the study last ran
+PLANS, SPECS, SPEC = st.PLANS, st.SPECS, st.SPEC  # the study's records (sweep.store.fs)
 _STATE = re.compile(r"^state-(\d+)\.pt$")
 
 

@@ -32,8 +32,11 @@ from sweep.store.fs import (  # noqa: F401 -- the study's file layer, used as st
     ENTRIES,
     HISTORY,
     MAX_DEPTH,
+    PLANS,
     RESULTS,
     SMALL,
+    SPEC,
+    SPECS,
     STATE,
     STATUS,
     TABLE,
@@ -72,7 +75,7 @@ def read_state(study: Path, legacy_ok: bool = False) -> dict[str, Any]:
     if study.is_dir():
         check_links(study)
     if not p.exists() and not p.is_symlink():
-        if any((study / n).exists() for n in (RESULTS, HISTORY, "plans")):
+        if any((study / n).exists() for n in (RESULTS, HISTORY, PLANS)):
             raise StudyDamaged(study, STATE, "missing, but the study has tables or plans")
         return {"experiments": []}
     try:
