@@ -35,7 +35,7 @@ def load(names: tuple[str, ...] | list[str]) -> list[Any]:
             obj = getattr(importlib.import_module(mod), cls)
         except (ImportError, AttributeError) as e:
             raise SpecError("run.callbacks", f"cannot import {name} ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''}); allowed: dotted "
+                            f"{_first(e)}); allowed: dotted "
                             "names of installed Ray Tune Callback classes") from None
         if not (isinstance(obj, type) and issubclass(obj, Callback)):
             raise SpecError("run.callbacks", f"{name} is not a ray.tune.Callback class")
@@ -45,7 +45,7 @@ def load(names: tuple[str, ...] | list[str]) -> list[Any]:
             raise
         except Exception as e:  # noqa: BLE001 -- any constructor failure is the spec's
             raise SpecError("run.callbacks", f"{name}() failed: {type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''}") from None
+                            f"{_first(e)}") from None
     return out
 
 
@@ -99,6 +99,10 @@ def setup_guard(callbacks: Sequence[Any]) -> Iterator[list[tuple[Any, BaseExcept
 
 
 def setup_error(cb: Any, e: BaseException) -> SpecError:
-    first = str(e).splitlines()[0] if str(e) else ""
     return SpecError("run.callbacks", f"{type(cb).__name__}.setup() failed ({type(e).__name__}"
-                     f": {first}); nothing ran and the study is as it was")
+                     f": {_first(e)}); nothing ran and the study is as it was")
+
+
+def _first(e: BaseException) -> str:
+    """The first line of an error's message (a callback's errors are one line of ours)."""
+    return str(e).splitlines()[0] if str(e) else ""
