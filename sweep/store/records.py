@@ -146,7 +146,7 @@ class Undo:
         from pyarrow import fs as pafs  # lazy: pyarrow only for storage
 
         root, fs = filesystem(uri)
-        if fs.get_file_info(root).type == pafs.FileType.Directory:  # a link is not followed
+        if fs.get_file_info(root).type == pafs.FileType.Directory:  # (on a link: the link goes)
             fs.delete_dir(root)
 
 
