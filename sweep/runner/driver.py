@@ -95,14 +95,16 @@ def _trial_name(trial) -> str:
 
 
 def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = False,
-        yes: bool = False, callbacks: list[Any] = (), trust_code: bool = False
-        ) -> dict[str, Any]:
+        yes: bool = False, callbacks: list[Any] = (), trust_code: bool = False,
+        refine_record: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the members of `spec` that `study` has not completed (new study or extension).
     `callbacks`: Ray Tune Callback instances (MLflow, W&B, ...) added to the spec's
     `run.callbacks`. A dry run returns the plan (`plan`) and runs nothing. Your code
     directories must hold what the study recorded when it used them (`trust_code`
     accepts a changed tree, saying what changed). A spec with `[refine]` runs its grid,
-    then rounds of proposed points (sweep.runner.refine)."""
+    then rounds of proposed points (sweep.runner.refine); the loop hands its grid here
+    with `refine_record`, written in the same study.json as the grid's experiment (a
+    driver killed in the grid leaves a study `wdsweep refine` continues)."""
     if spec.refine is not None and not dry_run:
         return _refine.run(spec, study, _RUNNER, address=address, yes=yes,
                            callbacks=callbacks, trust_code=trust_code)
@@ -135,16 +137,19 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
         try:
             with connected(address, study, code=spec.code):
                 check_resources(spec)
-                return _run_locked(spec, plan, study, cbs)
+                return _run_locked(spec, plan, study, cbs, refine_record)
         except (BadInput, KeyboardInterrupt):
             if fresh and not (study / st.STATE).exists():  # nothing started: no trace
                 shutil.rmtree(study)
             raise
 
 
-def _run_locked(spec: Spec, plan, study: Path, cbs: list[Any]) -> dict[str, Any]:
+def _run_locked(spec: Spec, plan, study: Path, cbs: list[Any],
+                refine_record: dict[str, Any] | None = None) -> dict[str, Any]:
     _refuse_if_interrupted(study)  # again, now that no one else can change the study
     state = st.check(study)
+    if refine_record is not None:
+        state.setdefault("refine", {"rounds": []}).update(refine_record)
     state.setdefault("id", f"{spec.name}-{uuid.uuid4().hex[:8]}")
     state["name"] = spec.name
     # What the study's code is (digests, task/model names): data for the read-only

@@ -12,8 +12,10 @@ hands this module its `run` / `resume` (`Runner`): the loop runs experiments the
 study.json's `refine` (sealed with the rest) holds the settings, the spec's text
 (`wdsweep refine STUDY` plans from it, never from the study's spec.toml) and each round:
 its experiment, points, member-steps, the half-widths it started from, and the stop.
-A driver killed mid-round leaves its experiment `running`: the next `refine` (or
-`resume`) finishes it first, and no proposal repeats a member the study has.
+The settings are written with the grid's own experiment record, so a driver killed in
+any round, the grid included, leaves its experiment `running` in a study `refine`
+continues: it finishes that experiment first, and no proposal repeats a member the
+study has.
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ def run(spec: Spec, study: Path, runner: Runner, **kw: Any) -> dict[str, Any]:
     cfg = spec.refine
     assert cfg is not None
     unit, cell_keys, seeds = design(spec)
-    out = runner.run(_plain(spec), study, **kw)
-    _start(study, spec, cfg)
+    out = runner.run(_plain(spec), study, refine_record=_record(spec, cfg), **kw)
+    _start(study, spec, cfg)  # (again, for a grid that had nothing left to run)
     rounds = _rounds(spec, study, cfg, unit, cell_keys, seeds, runner, **kw)
     return {**out, **rounds, **{k: (out.get(k) or 0) + rounds[k] for k in ("ran", "errored")}}
 
@@ -113,11 +115,15 @@ def _plain(spec: Spec, points: tuple[dict[str, Any], ...] = ()) -> Spec:
     return dataclasses.replace(spec, refine=None, points=points)
 
 
+def _record(spec: Spec, cfg: Refine) -> dict[str, Any]:
+    """study.json's `refine` settings: what `wdsweep refine STUDY` plans from."""
+    return dict(settings=cfg.as_dict(), spec=spec.text)
+
+
 def _start(study: Path, spec: Spec, cfg: Refine) -> None:
     with st.locked(study):
         state = st.check(study)
-        rec = state.setdefault("refine", {"rounds": []})
-        rec.update(settings=cfg.as_dict(), spec=spec.text)
+        state.setdefault("refine", {"rounds": []}).update(_record(spec, cfg))
         st.write_state(study, state)
 
 

@@ -169,11 +169,14 @@ def test_refine_on_a_study_without_refine_is_one_line(tmp_path, wdsweep):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("killed_in", ["exp-001", "exp-000"])  # a round; the grid itself
 def test_a_driver_killed_mid_round_is_finished_by_refine_without_duplicates(tmp_path,
-                                                                             cli_env, wdsweep):
+                                                                             cli_env, wdsweep,
+                                                                             killed_in):
     spec, study = tmp_path / "s.toml", tmp_path / "study"
-    # One round (the kill lands in it; `refine` finishes it and stops on rounds), members
-    # long enough (640 steps) that the round's trial is still training 3 s after it starts.
+    # One round (the kill lands in it or in the grid; `refine` finishes that, runs what is
+    # left and stops on rounds), members long enough (640 steps) that the experiment's
+    # trial is still training 3 s after it starts.
     spec.write_text(GRID.replace("epochs = 20", "epochs = 40")
                     + "budget = 1e6\nrounds = 1\nrange = [1e-4, 100]\n")
     p = subprocess.Popen([sys.executable, "-m", "sweep.cli", "run", spec, "--study", study,
@@ -181,13 +184,15 @@ def test_a_driver_killed_mid_round_is_finished_by_refine_without_duplicates(tmp_
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and not _round_running(study):
+        while time.monotonic() < deadline and not _running(study, killed_in):
             time.sleep(0.5)
-        assert _round_running(study), "the first round never started"
-        time.sleep(3)  # mid-round: its trial is training
+        assert _running(study, killed_in), f"{killed_in} never started"
+        time.sleep(3)  # mid-experiment: its trial is training
     finally:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
+    if killed_in == "exp-000":
+        assert "refine" in st.read_state(study)  # recorded with the grid, before it ran
     r = wdsweep("refine", study, "--no-report", timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     res = _results(study)
@@ -196,17 +201,18 @@ def test_a_driver_killed_mid_round_is_finished_by_refine_without_duplicates(tmp_
     assert not any(e["status"] == "running" for e in state["experiments"])
     planned = {h for e in state["experiments"] for h in e["members"]}
     assert planned == set(res.config_hash)  # every planned member ran, exactly once
-    assert [r["experiment"] for r in state["refine"]["rounds"]] == ["exp-001"]
+    # the round is exp-001, or exp-002 after the grid's own resume (exp-001)
+    first_round = "exp-001" if killed_in == "exp-001" else "exp-002"
+    assert [r["experiment"] for r in state["refine"]["rounds"]] == [first_round]
     assert state["refine"]["stop"] == "rounds"
     # the round's members: planned once, in exp-001 (and its resume), none twice
     assert set(res.loc[res.experiment != "exp-000", "config_hash"]) == \
         {h for e in state["experiments"][1:] for h in e["members"]}
 
 
-def _round_running(study: Path) -> bool:
+def _running(study: Path, name: str) -> bool:
     try:
         state = json.loads((study / st.STATE).read_text())
     except (OSError, ValueError):
         return False
-    return any(e["name"] == "exp-001" and e["status"] == "running"
-               for e in state["experiments"])
+    return any(e["name"] == name and e["status"] == "running" for e in state["experiments"])
