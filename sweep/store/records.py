@@ -148,6 +148,10 @@ class Undo:
         root, fs = filesystem(uri)
         if fs.get_file_info(root).type == pafs.FileType.Directory:  # (on a link: the link goes)
             fs.delete_dir(root)
+        parent = root.rstrip("/").rsplit("/", 1)[0]  # <storage>/<study id>/
+        if self.state is None and fs.get_file_info(parent).type == pafs.FileType.Directory \
+                and not fs.get_file_info(pafs.FileSelector(parent)):
+            fs.delete_dir(parent)  # a new study's id: made by this start, and empty
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,15 @@ def test_a_failing_setup_leaves_no_new_study(ray_local, tmp_path):
     assert not study.exists()
 
 
+def test_a_failing_setup_leaves_nothing_in_storage_outside_a_new_study(ray_local, tmp_path):
+    study, outside = tmp_path / "study", tmp_path / "outside"
+    outside.mkdir()
+    with pytest.raises(SpecError, match="run.callbacks: FailingSetup.setup"):
+        sweep.run(tiny_spec(name="cb4", run=f'storage = "{outside}"'), study,
+                  callbacks=[FailingSetup()])
+    assert not study.exists() and list(outside.iterdir()) == []  # no empty <id>/ left
+
+
 def test_a_failing_setup_leaves_an_extended_study_as_it_was_and_a_rerun_works(ray_local,
                                                                              tmp_path):
     study = tmp_path / "study"
