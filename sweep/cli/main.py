@@ -256,9 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _say(line: str) -> None:
     """The command's last line, on stderr, after clearing a progress line drawn there."""
-    progress = sys.modules.get("sweep.runner.progress")  # loaded only if a sweep ran
-    if progress is not None:
-        progress.clear_line()
+    line = sys.modules.get("sweep.runner.statusline")  # loaded only if a sweep ran
+    if line is not None:
+        line.clear_line()
     print(line, file=sys.stderr)
 
 

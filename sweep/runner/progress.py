@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
+from sweep.runner.statusline import LINE, columns, is_tty
 from sweep.store.study import STATUS, write_json
 from trainer.schema import member_key, parse_member_id, trial_table
 
@@ -98,7 +97,7 @@ class Progress(Callback, Stopper):
     it can (`fault`); `wdsweep resume` continues after the operator frees space."""
 
     # Tune pickles its callbacks with the experiment: hold no open streams here (the
-    # terminal line is the module's `_LINE`; `stream` is for tests, never pickled).
+    # terminal line is sweep.runner.statusline's `LINE`; `stream` is for tests, never pickled).
     def __init__(self, study: Path, experiment: str, member_steps: int,
                  every_s: float = STATUS_EVERY_S, *, clock=time.monotonic, stream=None):
         self.study, self.experiment, self.every_s = study, experiment, every_s
@@ -215,14 +214,14 @@ class Progress(Callback, Stopper):
         if not log.isEnabledFor(logging.INFO):
             return
         stream = self.stream or sys.stderr
-        if _is_tty(stream):
+        if is_tty(stream):
             if last:
-                _LINE.clear()
-                _LINE.release()
+                LINE.clear()
+                LINE.release()
                 log.info("%s", self.line(trials))  # the last line stays on the screen
-            elif now - self.last_shown >= TTY_EVERY_S or not _LINE.text:
+            elif now - self.last_shown >= TTY_EVERY_S or not LINE.text:
                 self.last_shown = now
-                _LINE.show(stream, self.line(trials, _columns(stream)))
+                LINE.show(stream, self.line(trials, columns(stream)))
             return
         fraction = sum(self.pos.values()) / self.member_steps if self.member_steps else 1.0
         since = now - self.last_shown
@@ -306,92 +305,9 @@ def last_error_line(trial: Any) -> str:
     return re.sub(r"^(?:[A-Za-z_][\w]*\.)+(?=[A-Za-z_]\w*(?::|$))", "", lines[-1])
 
 
-# The status line on a terminal -----------------------------------------------------------
-class _StatusLine:
-    """The one line rewritten in place on a terminal, and a filter on the handlers that
-    write to that terminal: a message clears the line first (the next tick draws it again)."""
-
-    def __init__(self) -> None:
-        self.stream: Any = None
-        self.text = ""
-        self.filters: list[tuple[logging.Handler, logging.Filter]] = []
-
-    def show(self, stream: Any, text: str) -> None:
-        self.stream = stream
-        self._hook(stream)
-        width = _columns(stream)
-        stream.write("\r" + text[: width - 1] + "\x1b[K")
-        stream.flush()
-        self.text = text
-
-    def clear(self) -> None:
-        if self.text and self.stream is not None:
-            try:
-                self.stream.write("\r\x1b[K")
-                self.stream.flush()
-            except (OSError, ValueError):  # a closed terminal: nothing left to clear
-                pass
-        self.text = ""
-
-    def _hook(self, stream: Any) -> None:
-        if self.filters:
-            return
-        for name in ("", "ray"):  # the root logger (the CLI's) and Ray's own handler
-            for h in logging.getLogger(name).handlers:
-                if getattr(h, "stream", None) is stream or _same_fd(h, stream):
-                    f = _ClearFirst(self)
-                    h.filters.insert(0, f)  # before any filter that rewrites the record
-                    self.filters.append((h, f))
-
-    def release(self) -> None:
-        for h, f in self.filters:
-            h.removeFilter(f)
-        self.filters = []
-
-
-class _ClearFirst(logging.Filter):
-    def __init__(self, line: _StatusLine) -> None:
-        super().__init__()
-        self.line = line
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.line.clear()
-        return True
-
-
-_LINE = _StatusLine()
-
-
-def clear_line() -> None:
-    """Clear the status line (before a message printed without logging, e.g. the CLI's
-    last line when a sweep stops with an error)."""
-    _LINE.clear()
-
-
 def _tenth(fraction: float) -> int:
     """Which LOG_EVERY_FRACTION of the work `fraction` has reached (0.3 is the 3rd)."""
     return math.floor(fraction / LOG_EVERY_FRACTION + 1e-9)
-
-
-def _is_tty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-def _same_fd(h: logging.Handler, stream: Any) -> bool:
-    try:
-        return h.stream.fileno() == stream.fileno()  # type: ignore[attr-defined]
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-def _columns(stream: Any) -> int:
-    try:
-        return os.get_terminal_size(stream.fileno()).columns
-    except (AttributeError, ValueError, OSError):
-        return shutil.get_terminal_size().columns
 
 
 def _fmt(s: float) -> str:

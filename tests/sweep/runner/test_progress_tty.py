@@ -12,6 +12,7 @@ import re
 import pytest
 
 from sweep.runner import progress as pg
+from sweep.runner import statusline
 from sweep.store.study import STATUS
 
 
@@ -112,10 +113,10 @@ def test_a_terminal_gets_one_line_rewritten_in_place_and_messages_clear_it(tmp_p
         p.on_experiment_end(trials)  # the last line is a record: it stays on the screen
         last = [r.getMessage() for r in info_logs.records if r.name == "sweep.runner.progress"]
         assert last == [p.line(trials)] and "trials 1/1 done" in last[0]
-        assert not pg._LINE.filters  # the handlers are as they were
+        assert not statusline.LINE.filters  # the handlers are as they were
     finally:
         logging.getLogger().removeHandler(handler)
-        pg._LINE.release()
+        statusline.LINE.release()
 
 
 def test_elsewhere_a_plain_line_every_30_s_or_each_tenth_of_the_work(tmp_path, info_logs):
