@@ -32,7 +32,7 @@ def ray_local(fault_dir):
     address lets CLI subprocesses join it as drivers (`--address`)."""
     import ray
 
-    from sweep.runner.session import quiet
+    from sweep.runner.raylogs import quiet
 
     quiet()
     if not ray.is_initialized():

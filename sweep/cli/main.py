@@ -200,7 +200,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.setLevel(logging.WARNING)
     for name in ("sweep", "trainer", "analysis"):
         logging.getLogger(name).setLevel(level)
-    from sweep.runner.session import show_ray_logs  # Ray-free until a sweep connects
+    from sweep.runner.raylogs import show_ray_logs  # Ray-free until a sweep connects
 
     show_ray_logs(getattr(args, "ray_logs", False))
 
@@ -256,9 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _say(line: str) -> None:
     """The command's last line, on stderr, after clearing a progress line drawn there."""
-    line = sys.modules.get("sweep.runner.statusline")  # loaded only if a sweep ran
-    if line is not None:
-        line.clear_line()
+    status = sys.modules.get("sweep.runner.statusline")  # loaded only if a sweep ran
+    if status is not None:
+        status.clear_line()
     print(line, file=sys.stderr)
 
 

@@ -38,13 +38,8 @@ from sweep.runner.callbacks import saved_callbacks as _saved_callbacks
 from sweep.runner.callbacks import setup_error, setup_guard
 from sweep.runner.callbacks import spec_callbacks as _spec_callbacks
 from sweep.runner.collect import collect
-from sweep.runner.session import (
-    before_import,
-    check_resources,
-    connected,
-    quiet,
-    ray_version,
-)
+from sweep.runner.raylogs import quiet
+from sweep.runner.session import before_import, check_resources, connected, ray_version
 from sweep.store import records as _records
 from sweep.store import study as st
 from sweep.store import trust as _trust

@@ -14,90 +14,13 @@ from typing import Any
 from sweep.plan.code import check_connected, runtime_env
 from sweep.plan.spec import Spec, SpecError
 from sweep.runner import reap as _reap
+from sweep.runner.raylogs import quiet, quiet_ray_records, ray_logs, stderr_quiet
+
+_log = logging.getLogger(__name__)
 
 # Ray's switch for a local-only Ray (its default on Windows and macOS): every Ray
 # process then listens on 127.0.0.1 only. Never set for a cluster (--address).
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-# `wdsweep --ray-logs` (show_ray_logs): the trials' own output (stdout, stderr, warnings)
-# reaches the driver, and Ray's messages are shown whole.
-_OPTIONS = {"ray_logs": False}
-
-
-def show_ray_logs(on: bool = True) -> None:
-    _OPTIONS["ray_logs"] = on
-
-_log = logging.getLogger(__name__)
-
-
-def quiet() -> None:
-    """Ray's own tables and per-checkpoint warnings would bury the progress view."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
-
-class _FirstLine(logging.Filter):
-    """Ray's own messages one line each on the terminal: a fault that stops a sweep is
-    wdsweep's one line, not the last of a page of Ray's tracebacks (--ray-logs shows
-    them whole; a trial's own traceback is in its error.txt and results.csv)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        lines = record.getMessage().strip().splitlines() or [""]
-        more = len(lines) > 1 or record.exc_info is not None
-        record.msg = lines[0] + (" [... --ray-logs shows the rest]" if more else "")
-        record.args, record.exc_info, record.exc_text, record.stack_info = (), None, None, None
-        return True
-
-
-class _Drop(logging.Filter):
-    """Ray's records that contradict wdsweep or that wdsweep says itself, in one line:
-    Tune's advice to `Tuner.restore(...)` (a study continues with `wdsweep resume`; always
-    dropped, --ray-logs too), and unless --ray-logs Tune's page per failed trial (wdsweep's
-    line names the trial by its key, its members and the error: sweep.runner.progress) and
-    its closing list of the trials that did not complete (the outcome line counts them)."""
-
-    RESTORE = ("Tuner.restore(", "Resume experiment with:", "Resume training with:")
-    SAID = ("Trial task failed for trial", "Trials did not complete")
-
-    def __init__(self, whole: bool) -> None:
-        super().__init__()
-        self.drop = self.RESTORE if whole else self.RESTORE + self.SAID
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            msg = record.getMessage()
-        except (TypeError, ValueError):  # a malformed record: not one of these
-            return True
-        return not any(s in msg for s in self.drop)
-
-
-_RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")
-
-
-def one_line_ray_logs() -> list[tuple[logging.Handler, logging.Filter]]:
-    """Put `_Drop` and (unless --ray-logs) `_FirstLine` on the handlers Ray's loggers
-    write to; returns what it added, for `quiet_ray_records` to take off again."""
-    added = []
-    for name in _RAY_LOGGERS:
-        for h in logging.getLogger(name).handlers:
-            want = [_Drop(_OPTIONS["ray_logs"])] + ([] if _OPTIONS["ray_logs"] else [_FirstLine()])
-            for f in want:  # in this order: drop first, then cut what is left to a line
-                if not any(type(g) is type(f) for g in h.filters):
-                    h.addFilter(f)
-                    added.append((h, f))
-    return added
-
-
-@contextmanager
-def quiet_ray_records() -> Iterator[None]:
-    """`one_line_ray_logs` while a sweep runs, taken off after it (a notebook's own Ray
-    use afterwards sees Ray's records as Ray writes them)."""
-    added = one_line_ray_logs()
-    try:
-        yield
-    finally:
-        for h, f in added:
-            h.removeFilter(f)
 
 
 def before_import(address: str | None) -> None:
@@ -146,7 +69,7 @@ def _connect(ray: Any, address: str | None, study: Path | None,
              code: Sequence[str]) -> Iterator[bool]:
     # Trials print nothing; their errors reach error.txt and the progress view.
     kw: dict[str, Any] = dict(configure_logging=True, logging_level="WARNING",
-                              log_to_driver=_OPTIONS["ray_logs"])
+                              log_to_driver=ray_logs())
     if code:  # your modules, shipped to every worker (sweep.plan.code)
         kw["runtime_env"] = runtime_env(code)
     try:
@@ -317,7 +240,7 @@ def _check_token(address: str | None, timeout_s: float) -> None:
     if address is None:
         return
     try:
-        with _stderr_quiet():  # Ray's C++ client logs each refusal on stderr
+        with stderr_quiet():  # Ray's C++ client logs each refusal on stderr
             InnerGcsClient.standalone(address, None, int(timeout_s * 1000))
     except AuthenticationError:
         if not token_mode:
@@ -337,21 +260,3 @@ def _token_source() -> str:
     if os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return f"RAY_AUTH_TOKEN_PATH ({os.environ['RAY_AUTH_TOKEN_PATH']})"
     return "~/.ray/auth_token"
-
-
-@contextmanager
-def _stderr_quiet() -> Iterator[None]:
-    """File descriptor 2 to /dev/null for a moment (unless --ray-logs): Ray's C++ logging
-    writes there directly."""
-    if _OPTIONS["ray_logs"]:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)

@@ -14,7 +14,7 @@ from ray.cluster_utils import Cluster
 
 import sweep
 from sweep.plan.spec import parse
-from sweep.runner.session import quiet
+from sweep.runner.raylogs import quiet
 
 SPEC = """
 name = "{name}"

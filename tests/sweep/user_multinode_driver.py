@@ -12,7 +12,7 @@ from ray.cluster_utils import Cluster
 
 import sweep
 from sweep.plan.spec import load
-from sweep.runner.session import quiet
+from sweep.runner.raylogs import quiet
 
 
 def main(spec_path: Path, study: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from ray.tune import Callback
 
 from sweep.cli import main as cli
-from sweep.runner import session
+from sweep.runner import raylogs
 
 FAILING = '''
 import torch
@@ -173,7 +173,7 @@ def ray_handler():
     lg.addHandler(h)
     yield lg, out
     lg.removeHandler(h)
-    session.show_ray_logs(False)
+    raylogs.show_ray_logs(False)
 
 
 def _emit(lg: logging.Logger) -> None:
@@ -187,7 +187,7 @@ def _emit(lg: logging.Logger) -> None:
 
 def test_ray_records_are_one_line_and_the_restore_hint_is_dropped(ray_handler):
     lg, out = ray_handler
-    with session.quiet_ray_records():
+    with raylogs.quiet_ray_records():
         _emit(lg)
     assert out.getvalue().splitlines() == ["Something else [... --ray-logs shows the rest]"]
     out.seek(0)
@@ -198,8 +198,8 @@ def test_ray_records_are_one_line_and_the_restore_hint_is_dropped(ray_handler):
 
 def test_ray_logs_shows_ray_whole_but_never_its_restore_advice(ray_handler):
     lg, out = ray_handler
-    session.show_ray_logs(True)
-    with session.quiet_ray_records():
+    raylogs.show_ray_logs(True)
+    with raylogs.quiet_ray_records():
         _emit(lg)
     text = out.getvalue()
     assert "Tuner.restore" not in text and "Resume experiment" not in text
