@@ -56,7 +56,7 @@ def spec_callbacks(spec: Spec) -> list[Any]:
 def saved_callbacks(state: dict[str, Any]) -> list[Any]:
     """The callbacks the study last ran with, as study.json records them (for `resume`;
     never from the study's spec.toml, which nothing checks). The caller has checked that
-    this user sealed the record (sweep.runner.driver.require_trust): a name is an import."""
+    this user sealed the record (sweep.runner.guard.require_trust): a name is an import."""
     names = state.get("callbacks") or []
     if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         raise SpecError("run.callbacks", "study.json's callbacks are not a list of names")

@@ -29,7 +29,6 @@ from sweep.plan.bounds import (
     plan_core_hours,
 )
 from sweep.plan.code import check_outside, check_pinned, record
-from sweep.plan.members import member_table
 from sweep.plan.packs import make_plan
 from sweep.plan.spec import Spec, SpecError
 from sweep.plan.trial import ExpState, MemberState, Resources, Trial
@@ -38,55 +37,16 @@ from sweep.runner.callbacks import saved_callbacks as _saved_callbacks
 from sweep.runner.callbacks import setup_error, setup_guard
 from sweep.runner.callbacks import spec_callbacks as _spec_callbacks
 from sweep.runner.collect import collect
-from sweep.runner.raylogs import quiet
+from sweep.runner.guard import check_code, require_trust
 from sweep.runner.session import before_import, check_resources, connected, ray_version
+from sweep.runner.tuner import make_tuner
 from sweep.store import records as _records
 from sweep.store import study as st
-from sweep.store import trust as _trust
 from sweep.store.status import status
 from trainer.errors import BadInput, Fault
 from trainer.fsutil import atomic_write_bytes
-from trainer.user import BUILTIN_REFS, is_ref
 
 log = logging.getLogger(__name__)
-
-
-def _tuner(trials: list[Trial], study: Path, uri: str, name: str, res: Resources,
-           callbacks: list[Any]):
-    quiet()
-    from ray import tune  # lazy: Ray only when a sweep runs
-
-    from sweep.runner.progress import Progress  # lazy: Ray only when a sweep runs
-    from sweep.runner.recorder import Live  # lazy: Ray only when a sweep runs
-    from sweep.runner.trainable import train_trial  # lazy: Ray only when a sweep runs
-
-    root, fs = _records.storage(uri.rsplit("/", 1)[0])
-    if tune.Tuner.can_restore(f"{root}/{name}", storage_filesystem=fs):
-        raise SpecError("run.storage", f"{uri} already holds a Tune experiment; refusing to "
-                        "overwrite it (use a new study directory)")
-    progress = Progress(study.resolve(), name, sum(t.member_steps for t in trials))
-    live = Live(study.resolve(), name)
-    # Each trial's config carries its member table (trial/table/mKK: λ, seed, b, B, T, ...),
-    # naming the mKK/<metric> keys its reports carry.
-    space = [dict(t.to_json(), table=member_table(t.members)) for t in trials]
-    tuner = tune.Tuner(
-        tune.with_resources(train_trial, {"cpu": res.cpus_per_trial,
-                                          "gpu": res.gpus_per_trial}),
-        param_space={"trial": tune.grid_search(space)},
-        tune_config=tune.TuneConfig(
-            reuse_actors=True,
-            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-        run_config=tune.RunConfig(
-            name=name, storage_path=root, storage_filesystem=fs, verbose=0, stop=progress,
-            failure_config=tune.FailureConfig(max_failures=res.max_failures,
-                                              fail_fast=False),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[live, progress, *callbacks]))  # a trial's rows before its status
-    return tuner, progress, live
-
-
-def _trial_name(trial) -> str:
-    return f"trial-{trial.config['trial']['key']}"
 
 
 def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = False,
@@ -180,7 +140,7 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[Trial],
     undo = _records.Undo.take(study)  # before the record: what a refused start puts back
     prepare(cbs, study.resolve(), state, name)  # MLflow set up (or refused) before the record
     try:  # build the Tuner before the study records the experiment
-        tuner, progress, live = _tuner(trials, study, uri, name, res, cbs)
+        tuner, progress, live = make_tuner(trials, study, uri, name, res, cbs)
     except OSError as e:
         raise SpecError("run.storage", f"cannot use {uri}: {e}") from None
     if spec is not None:
@@ -256,7 +216,7 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
             return {"resumed": 0}
         continues = sorted({e["name"] for e in sources.values()})
         first = sources[next(iter(trials))]
-        _check_code(study, state, first, trust_code)
+        check_code(study, state, first, trust_code)
         res = Resources.of(first)
         _check_bounds(list(trials.values()), res, yes)  # the plans are read, not trusted
         for key, t in trials.items():
@@ -293,43 +253,6 @@ def _settle(state: dict[str, Any], res_df) -> None:
             e["status"] = ExpState.FINISHED if set(e["members"]) <= done else ExpState.ERRORED
             log.info("%s: every member has its result; recorded as %s", e["name"],
                      e["status"])
-
-
-def require_trust(study: Path, state: dict[str, Any], trust: bool) -> None:
-    """A study's record is used to run code (its user task or model, its code
-    directories) or to write outside it (experiment URIs elsewhere) only when this
-    user's wdsweep sealed it (sweep.store.trust), or with `trust` -- checked over every
-    experiment before a command writes (and so seals) the record again."""
-
-    code = sorted({d for e in state["experiments"] for d in e.get("code") or []})
-    check_outside(code, study)  # never, trusted or not
-    if _trust.mine(state):
-        return  # (and before reading every plan)
-    names = sorted({str(v) for e in state["experiments"] for t in _records.read_plan(study, e)
-                    for m in t.members for k, v in (("task", m.task), ("model", m.model))
-                    if (is_ref(v) or (k == "model" and v is not None))
-                    and v not in BUILTIN_REFS})
-    outside = _trust.outside(state, study)
-    cbs = [str(n) for n in state.get("callbacks") or []]
-    what = "; ".join(x for x in (
-        f"code {', '.join(code)}" if code else "",
-        f"task/model {', '.join(names)}" if names else "",
-        f"callbacks {', '.join(cbs)}" if cbs else "",
-        f"storage {', '.join(outside)}" if outside else "") if x)
-    _trust.refuse_unless(study, state, what, trust)
-
-
-def _check_code(study: Path, state: dict[str, Any], first: dict[str, Any],
-                trust: bool) -> None:
-    """The code a resume ships, as it was recorded (never from inside the study:
-    `require_trust` refused that)."""
-
-    code = list(first.get("code") or [])
-    for d in code:
-        if not Path(d).is_dir():
-            raise SpecError("code", f"{d} (recorded by the study) is not a directory; "
-                            "allowed: restore it, or run the spec again into a new study")
-    check_pinned(state.get("code"), code, trust)
 
 
 def _save_spec(study: Path, spec: Spec, name: str) -> None:

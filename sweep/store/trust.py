@@ -89,7 +89,7 @@ def key(create: bool = True) -> bytes | None:
 def seal(state: dict[str, Any], sign: bool = True) -> dict[str, Any]:
     """The state with its seal: the sha256, and (with `sign`) the HMAC under this
     user's key. Sign only a state that was this user's already or that was checked
-    (sweep.runner.driver.require_trust): a signature vouches for everything in it."""
+    (sweep.runner.guard.require_trust): a signature vouches for everything in it."""
     body = canonical(state)
     s = {"sha256": hashlib.sha256(body).hexdigest()}
     k = key() if sign else None
