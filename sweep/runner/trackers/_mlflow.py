@@ -26,14 +26,13 @@ from sweep.runner.trackers._base import (
     _first_line,
     _missing,
     _study_dir,
+    log,
 )
 from trainer.schema import parse_member_id
 
-log = logging.getLogger("sweep.runner.trackers")  # one logger for the trackers
-
 
 class MLflowTracker(Tracker):
-    """One MLflow run per member, nested under a run per trial (the module docstring)."""
+    """One MLflow run per member, nested under a run per trial (the package docstring)."""
 
     kind = "mlflow"
     DIR = "mlflow"  # STUDY/mlflow/mlflow.db: the default tracking store

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,13 @@ from sweep.runner.trackers._base import (
     _first_line,
     _missing,
     _study_dir,
+    log,
 )
 from trainer.schema import parse_member_id
 
-log = logging.getLogger("sweep.runner.trackers")  # one logger for the trackers
-
 
 class WandbTracker(Tracker):
-    """One W&B run per member, grouped by its pack's trial (the module docstring)."""
+    """One W&B run per member, grouped by its pack's trial (the package docstring)."""
 
     kind = "wandb"
     DIR = "wandb"  # STUDY/wandb/: offline runs, unless $WANDB_DIR says where
