@@ -23,8 +23,9 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from analysis import _refine_report
+from analysis._cells_fmt import ordered, table, true, with_ci
 from analysis._fit import AXIS_NAMES, RULES
+from analysis._report_refine import refinement
 from analysis._verdict import MISSING, extrapolation, g, interval, verdict
 
 if TYPE_CHECKING:
@@ -82,54 +83,10 @@ def _env() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True)
 
 
-def cell(v: Any) -> str:
-    """A table cell: "—" for missing, yes/no for booleans, numbers to 4 digits."""
-    if v is None or v is pd.NA or (isinstance(v, float) and not math.isfinite(v)):
-        return MISSING
-    if isinstance(v, bool) or type(v).__name__ == "bool_":
-        return "yes" if v else "no"
-    if isinstance(v, (int, float)) or pd.api.types.is_number(v):
-        return g(float(v), 4)
-    return str(v) if str(v) not in ("nan", "None", "NaT", "<NA>") else MISSING
-
-
-def _table(df: pd.DataFrame) -> dict[str, Any]:
-    return {"head": [str(c) for c in df.columns],
-            "rows": [[cell(v) for v in row] for row in df.itertuples(index=False)]}
-
-
-def _sort_key(v: Any) -> tuple[int, float, str]:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return (1, 0.0, str(v))
-    return (0, x, "") if math.isfinite(x) else (1, 0.0, str(v))
-
-
-def ordered(cells: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """The cells sorted by their axes (the cell keys in order, numbers as numbers), then
-    by label: the order of every per-cell table."""
-    ks = [k for k in keys if k in cells] + ["cell"]
-    order = sorted(range(len(cells)), key=lambda i: [_sort_key(cells[k].iloc[i]) for k in ks])
-    return cells.iloc[order]
-
-
-def _with_ci(df: pd.DataFrame, col: str, missing: str = MISSING) -> list[str]:
-    if col not in df:
-        return [missing] * len(df)
-    return [interval({"estimate": e, "ci_low": lo, "ci_high": hi}, missing=missing)
-            for e, lo, hi in zip(df[col], df.get(f"{col}_ci_low", df[col] * math.nan),
-                                 df.get(f"{col}_ci_high", df[col] * math.nan))]
-
-
-def _true(v: Any) -> bool:
-    return isinstance(v, bool) and v or type(v).__name__ == "bool_" and bool(v)
-
-
 def _note(c: pd.Series) -> str:
     """Why a cell's recommendation is not to be taken as is (an empty string when it is)."""
     low = (f"best test accuracy {g(c.get('best_acc'))} < 0.5: this cell never learned"
-           if _true(c.get("low_acc")) else "")
+           if true(c.get("low_acc")) else "")
     ext = c.get("extend")
     return "; ".join(s for s in (low, ext if isinstance(ext, str) else "") if s)
 
@@ -144,8 +101,8 @@ def headline(a: Analysis) -> dict[str, Any]:
              "plateau": f"{g(r.get('lambda_lo'))} – {g(r.get('lambda_hi'))}"
              if "lambda_lo" in r else MISSING,
              "best_acc": g(r.get("best_acc")), "note": _note(r)}
-            for (_, r), wd, ln in zip(c.iterrows(), _with_ci(c, "wd_star"),
-                                      _with_ci(c, "lambda_norm_star"))]
+            for (_, r), wd, ln in zip(c.iterrows(), with_ci(c, "wd_star"),
+                                      with_ci(c, "lambda_norm_star"))]
     return {"verdict": _headline(a.fit), "rows": rows[:_HEAD_ROWS],
             "more": max(0, len(rows) - _HEAD_ROWS), "tolerance": f"{tol:.0%}",
             "unit": a.unit_label, "extrapolation": extrapolation(a.fit),
@@ -168,22 +125,22 @@ def _cell_table(a: Analysis) -> dict[str, Any]:
     c = ordered(a.cells, a.keys)
     t = pd.DataFrame({"cell": c["cell"], "seeds": c["n_seeds"], "λ values": c["n_lambdas"]})
     if "best_acc" in c:
-        t["best test acc"] = [g(v) + (" (low)" if _true(lo) else "")
+        t["best test acc"] = [g(v) + (" (low)" if true(lo) else "")
                               for v, lo in zip(c["best_acc"], c["low_acc"])]
         t["acc at λ=0"] = c["baseline_acc"].map(g)
-        t["λ* (seeds' optima)"] = _with_ci(c, "lambda_star")
+        t["λ* (seeds' optima)"] = with_ci(c, "lambda_star")
         for e in ("onset", "collapse"):
             if f"lambda_{e}" in c:
                 cens = c[f"{e}_censored"].fillna("").astype(str)
                 t[f"{e} edge"] = [f"censored: {x}" if x else v
-                                  for v, x in zip(_with_ci(c, f"lambda_{e}"), cens)]
+                                  for v, x in zip(with_ci(c, f"lambda_{e}"), cens)]
         if "star_over_collapse" in c:
             t["λ*/λ_collapse"] = c["star_over_collapse"].map(g)
         t["plateau"] = [f"{g(lo)} – {g(hi)}" for lo, hi in zip(c["lambda_lo"], c["lambda_hi"])]
-        t["d* = lr·λ*"] = _with_ci(c, "d_star")
+        t["d* = lr·λ*"] = with_ci(c, "d_star")
     if "extend" in c:
         t["edge of grid"] = c["extend"].fillna("")
-    return _table(t)
+    return table(t)
 
 
 def _fit(fit: dict[str, Any]) -> dict[str, Any] | None:
@@ -212,7 +169,7 @@ def _fit(fit: dict[str, Any]) -> dict[str, Any] | None:
                               for e, v in fits.items() if e != "λ* (d*)"}}
                           for k, r in fit["rules"].items()])
     v, mt = fit["verdict"], fit.get("multiple_testing")
-    return {"exponents": _table(exps), "rules": _table(rules), "verdict": v,
+    return {"exponents": table(exps), "rules": table(rules), "verdict": v,
             "rule": v.get("rule") or "no rule named", "target": v.get("target", "lambda_star"),
             "compatible": ", ".join(v.get("compatible") or []) or "none",
             "holm": (f"p-values are Holm-adjusted over {mt['n_tests']} tests ({mt['family']}); "
@@ -247,84 +204,7 @@ def _sensitivity(fit: dict[str, Any]) -> dict[str, Any] | None:
     if D0 and D is not None:
         word += ("; read in the integrated decay D it is " +
                  ("stable too" if D else "fragile (the choices marked NO in D)"))
-    return {"word": word, "table": _table(t), "skipped": fit.get("sensitivity_skipped") or []}
-
-
-_STOPS = {"target": "every cell met the target", "budget": "the budget was spent",
-          "no_gain": "nothing more would help", "rounds": "the rounds were used up"}
-
-
-def _hw(v: Any) -> str:
-    return g(float(v), 3) if isinstance(v, (int, float)) and math.isfinite(v) else MISSING
-
-
-def _steps(v: float) -> str:
-    return f"{v:,.0f}" if math.isfinite(v) else MISSING
-
-
-def _censored(one: pd.DataFrame | None, col: str) -> str:
-    v = one[col].iloc[0] if one is not None and col in one else ""
-    return v if isinstance(v, str) else ""
-
-
-def refinement(a: Analysis) -> dict[str, Any] | None:
-    """The "Refinement" section of a refined study (None for any other): member-steps per
-    round and per cell from the tables, against a full grid at the resolution each cell
-    reached, and the intervals reached (analysis._refine_report)."""
-    if not isinstance(a.refine, dict):  # an ordinary study: not even its members counted
-        return None
-    spend = _refine_report.summarize(_refine_report.members(a.hist), a.cells, a.refine)
-    if spend is None:
-        return None
-    total = spend.spent
-    rounds = pd.DataFrame({
-        "round": spend.rounds["label"], "experiment": spend.rounds["experiment"],
-        "members": spend.rounds["members"], "cells": spend.rounds["cells"],
-        "member-steps": [_steps(v) for v in spend.rounds["member_steps"]],
-        "share": [f"{v / total:.0%}" if total > 0 else MISSING
-                  for v in spend.rounds["member_steps"]]})
-    labels = dict(zip(spend.rounds["experiment"], spend.rounds["label"]))
-    order = list(ordered(a.cells, a.keys)["cell"])
-    order += [c for c in spend.cells["cell"] if c not in order]
-    per = spend.per_cell.pivot_table(index="cell", columns="experiment",
-                                     values="member_steps", aggfunc="sum", fill_value=0.0)
-    per = per.reindex([c for c in order if c in per.index])
-    by_round = pd.DataFrame({"cell": per.index.astype(str)})
-    for e in per.columns:
-        by_round[f"{labels.get(e, e)} ({e})"] = [_steps(float(v)) for v in per[e]]
-    cells = spend.cells.set_index("cell").reindex([c for c in order if c in
-                                                   set(spend.cells["cell"])])
-    info = a.cells.set_index("cell")
-    rows = []
-    for c, r in cells.iterrows():
-        row = {"cell": str(c), "seeds": r["seeds"], "members": r["members"],
-               "member-steps": _steps(r["member_steps"]),
-               "spacing reached (ln λ)": _hw(r["spacing_ln"]),
-               "grid's spacing (ln λ)": _hw(r["grid_spacing_ln"]),
-               "full grid: λ × seeds": f"{int(r['dense_lambdas'])} × {int(r['seeds'])}"
-               if r["dense_lambdas"] else MISSING,
-               "full grid member-steps": _steps(r["dense_member_steps"]),
-               "spent / full grid": g(r["ratio"], 2)}
-        one = info.loc[[c]].reset_index() if c in info.index else None
-        for k, col, name in (("opt", "lambda_star", "λ*"), ("onset", "lambda_onset", "onset"),
-                             ("collapse", "lambda_collapse", "collapse")):
-            cens = _censored(one, f"{k}_censored")
-            row[f"{name} [95%]"] = (f"censored: {cens}" if cens else
-                                    _with_ci(one, col)[0] if one is not None else MISSING)
-            row[f"{name} half-width"] = _hw(r[f"hw_{k}"])
-        if spend.target is not None:
-            row["target met"] = "yes" if _true(r["met"]) else "no"
-        rows.append(row)
-    n = int((spend.rounds["label"] != "grid").sum())
-    grid = float(spend.rounds.loc[spend.rounds["label"] == "grid", "member_steps"].sum())
-    return {"rounds": _table(rounds), "by_round": _table(by_round),
-            "cells": _table(pd.DataFrame(rows)), "n_rounds": n,
-            "spent": _steps(total), "grid": _steps(grid),
-            "after": _steps(total - grid), "dense": _steps(spend.dense),
-            "ratio": g(spend.ratio, 2) if math.isfinite(spend.ratio) else "",
-            "target": g(spend.target, 3) if spend.target is not None else "",
-            "stop": _STOPS.get(spend.stop or "", spend.stop or ""),
-            "reason": spend.reason or "", "unit": a.unit_label}
+    return {"word": word, "table": table(t), "skipped": fit.get("sensitivity_skipped") or []}
 
 
 def _runs(a: Analysis) -> dict[str, Any]:
@@ -334,7 +214,7 @@ def _runs(a: Analysis) -> dict[str, Any]:
     rank = {n: i for i, n in enumerate(ordered(a.cells, a.keys)["cell"])}
     r = a.runs[cols].assign(_rank=a.runs["cell"].map(rank).fillna(len(rank)))
     r = r.sort_values(["_rank", "cell", "lam", "seed"], kind="stable").drop(columns="_rank")
-    t = _table(r.head(_RUN_ROWS).rename(columns={"lam": f"λ ({a.unit})"}))
+    t = table(r.head(_RUN_ROWS).rename(columns={"lam": f"λ ({a.unit})"}))
     return {**t, "n": len(a.runs), "shown": min(len(a.runs), _RUN_ROWS)}
 
 
