@@ -24,7 +24,6 @@ def ray_logs() -> bool:
     return _OPTIONS["ray_logs"]
 
 
-
 def quiet() -> None:
     """Ray's own tables and per-checkpoint warnings would bury the progress view."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -16,7 +16,9 @@ from sweep.store import records as _records
 
 
 def make_tuner(trials: list[Trial], study: Path, uri: str, name: str, res: Resources,
-           callbacks: list[Any]):
+               callbacks: list[Any]):
+    """(tuner, progress, live) for experiment `name` at `uri`; SpecError if a Tune
+    experiment is there already."""
     quiet()
     from ray import tune  # lazy: Ray only when a sweep runs
 
