@@ -38,13 +38,13 @@ from sweep.runner.callbacks import setup_error, setup_guard
 from sweep.runner.callbacks import spec_callbacks as _spec_callbacks
 from sweep.runner.collect import collect
 from sweep.runner.guard import check_code, require_trust
-from sweep.runner.session import before_import, check_resources, connected, ray_version
+from sweep.runner.session import before_import, check_resources, connected
+from sweep.runner.startup import MACHINE_FAULTS, before_the_record, not_started, record_experiment
 from sweep.runner.tuner import make_tuner
 from sweep.store import records as _records
 from sweep.store import study as st
 from sweep.store.status import status
 from trainer.errors import BadInput, Fault
-from trainer.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,10 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
     # touches the first one's record of its Ray processes).
     with st.locked(study):
         try:
-            with connected(address, study, code=spec.code):
+            with before_the_record(study), connected(address, study, code=spec.code):
                 check_resources(spec)
                 return _run_locked(spec, plan, study, cbs, refine_record)
-        except (BadInput, KeyboardInterrupt):
+        except (BadInput, Fault, KeyboardInterrupt):
             if fresh and not (study / st.STATE).exists():  # nothing started: no trace
                 shutil.rmtree(study)
             raise
@@ -142,20 +142,15 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[Trial],
     try:  # build the Tuner before the study records the experiment
         tuner, progress, live = make_tuner(trials, study, uri, name, res, cbs)
     except OSError as e:
+        if e.errno in MACHINE_FAULTS:  # a full disk is no fault of the storage named
+            undo.restore(name, uri)
+            raise not_started(e) from None
         raise SpecError("run.storage", f"cannot use {uri}: {e}") from None
-    if spec is not None:
-        _save_spec(study, spec, name)
-    record = res.as_dict() | ({"code": list(code)} if code else {})
-    plan_sha = _records.write_plan(study, name, trials, uri=uri, created=time.time(), **record)
-    for e in state["experiments"]:
-        if e["name"] in continues:
-            e["status"], e["continued_in"] = ExpState.CONTINUED, name
-    state["ray_version"] = ray_version()
-    state["experiments"].append(dict(
-        name=name, uri=uri, status=ExpState.RUNNING, created=time.time(),
-        trials=[t.key for t in trials], members=[h for t in trials for h in t.hashes],
-        plan_sha256=plan_sha, continues=list(continues), **record))
-    st.write_state(study, state)
+    try:
+        record_experiment(study, state, name, uri, trials, res, code, spec, continues)
+    except OSError as e:  # a full disk before Tune started: the study as it was
+        undo.restore(name, uri)
+        raise not_started(e) from None
     t0 = time.perf_counter()
     with setup_guard(cbs) as failed:
         try:
@@ -186,7 +181,7 @@ def resume(study: Path, *, retry_errored: bool = False, address: str | None = No
     ones) in a new experiment, each from its newest verified trainer checkpoint.
     Code and paths outside the study are used only from a study this user's wdsweep
     sealed, or with `trust_code` (sweep.store.trust)."""
-    with st.locked(study):
+    with st.locked(study), before_the_record(study):
         state = st.check(study)
         require_trust(study, state, trust_code)  # before anything is written or signed
         res_df = st.read_results(study)
@@ -253,12 +248,6 @@ def _settle(state: dict[str, Any], res_df) -> None:
             e["status"] = ExpState.FINISHED if set(e["members"]) <= done else ExpState.ERRORED
             log.info("%s: every member has its result; recorded as %s", e["name"],
                      e["status"])
-
-
-def _save_spec(study: Path, spec: Spec, name: str) -> None:
-    (study / _records.SPECS).mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(study / _records.SPECS / f"{name}.toml", spec.text.encode())
-    atomic_write_bytes(study / _records.SPEC, spec.text.encode())
 
 
 __all__ = ["refine", "resume", "run", "status"]

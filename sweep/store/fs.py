@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from trainer.errors import STATE, StudyBusy, StudyUnsafe  # noqa: F401 (re-exported)
+from trainer.errors import STATE, Fault, StudyBusy, StudyUnsafe  # noqa: F401 (re-exported)
 
 RESULTS, HISTORY, STATUS = "results.csv", "history.csv", "status.json"
 PLANS = "plans"  # plans/<experiment>.json: what each experiment ran (sweep.store.records)
@@ -152,8 +152,12 @@ def locked(study: Path) -> Iterator[None]:
             pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             raise StudyBusy("--study", f"{study} is in use by another wdsweep process "
                             f"(pid {pid}); wait for it or stop it first") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)  # who holds it, for StudyBusy
+        except OSError as e:  # a full disk: before anything was started or written
+            raise Fault(f"{e.strerror or e} ({study / '.lock'}); nothing was started or "
+                        "recorded: free space, then run the same command again") from None
         yield
     finally:
         os.close(fd)  # closing releases the lock

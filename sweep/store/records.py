@@ -121,8 +121,8 @@ def storage(uri: str) -> tuple[str, Any]:
 class Undo:
     """What recording a new experiment changes in a study (study.json, spec.toml, the
     plan and spec records, Tune's directory), to put back when Tune refuses to start it
-    (a user callback's setup failed): the files' bytes as they were, so the study.json
-    put back keeps its seal."""
+    (a user callback's setup failed) or the disk fills before it starts: the files' bytes
+    as they were, so the study.json put back keeps its seal."""
 
     study: Path
     state: bytes | None  # None: there was none (a new study)
@@ -139,10 +139,16 @@ class Undo:
         for rel in (f"{PLANS}/{name}.json", f"{SPECS}/{name}.toml"):
             (self.study / rel).unlink(missing_ok=True)
         for rel, data in ((SPEC, self.spec), (st.STATE, self.state)):
+            p = self.study / rel
             if data is None:
-                (self.study / rel).unlink(missing_ok=True)
-            else:
-                atomic_write_bytes(self.study / rel, data)
+                p.unlink(missing_ok=True)
+            elif not (p.is_file() and not p.is_symlink() and p.read_bytes() == data):
+                atomic_write_bytes(p, data)  # (unchanged: nothing written, on a full disk too)
+        if self.state is None:  # a new study: its record folders, made by this start
+            for rel in (PLANS, SPECS):
+                d = self.study / rel
+                if d.is_dir() and not d.is_symlink() and not any(d.iterdir()):
+                    d.rmdir()
         from pyarrow import fs as pafs  # lazy: pyarrow only for storage
 
         root, fs = filesystem(uri)

@@ -128,13 +128,20 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(d)], check=False)
 
 
-def _fill_when(path: Path, full: Path, timeout: float = 120) -> None:
-    """Once `path` exists, fill its file system (the disk runs full mid-sweep)."""
+def _fill_when(path: Path, full: Path, holding: bytes = b"", timeout: float = 120) -> None:
+    """Once `path` exists (and holds `holding`), fill its file system (the disk runs
+    full mid-sweep)."""
     import threading
+
+    def there() -> bool:
+        try:
+            return path.is_dir() or holding in path.read_bytes()
+        except OSError:  # not yet written
+            return False
 
     def fill():
         t = time.monotonic()
-        while not path.exists() and time.monotonic() - t < timeout:
+        while not there() and time.monotonic() - t < timeout:
             time.sleep(0.02)
         if not os.path.ismount(full.parent):  # never fill a real disk
             return
@@ -160,7 +167,9 @@ def test_a_full_disk_mid_sweep_is_a_one_line_fault_and_resume_finishes(
     if storage == "elsewhere":
         text = text.replace("[run]", f"[run]\nstorage = '{store}'")
     spec_file.write_text(text)
-    _fill_when(study / "plans" / "exp-000.json", full)
+    # Full once the experiment is recorded: mid-sweep (a disk full before it is recorded
+    # is the next test's)
+    _fill_when(study / "study.json", full, holding=b'"exp-000"')
     rc = cli.main(["run", str(spec_file), "--study", str(study), "--no-report"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1
@@ -174,6 +183,82 @@ def test_a_full_disk_mid_sweep_is_a_one_line_fault_and_resume_finishes(
     assert out["unfinished_trials"] == 0
     st = sweep.status(study)
     assert (st["completed"], st["pending"], st["errored"]) == (4, 0, 0)
+
+
+@pytest.mark.parametrize(("when", "storage"), [("before the run", "in the study"),
+                                               ("once planned", "in the study"),
+                                               ("once planned", "elsewhere")])
+def test_a_disk_full_at_the_start_says_the_command_that_then_finishes_the_study(
+        ray_local, small_disk, tmp_path, capsys, storage, when):
+    """Whenever the disk fills, the one line names the next command: the same one if
+    the experiment was not recorded (and nothing of it is left), else `wdsweep resume`."""
+    study = small_disk
+    full = study / "filler"
+    spec_file = tmp_path / "s.toml"
+    text = spec_text(epochs=2)
+    if storage == "elsewhere":
+        text = text.replace("[run]", f"[run]\nstorage = '{tmp_path / 'store'}'")
+    spec_file.write_text(text)
+    if when == "before the run":
+        _fill_when(study, full)
+        time.sleep(1)
+    else:  # between the plan and its entry in study.json, or just after
+        _fill_when(study / "plans" / "exp-000.json", full)
+    args = ["run", str(spec_file), "--study", str(study), "--no-report"]
+    rc = cli.main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert [ln for ln in err if "fault:" in ln] == err[-1:], err
+    assert "No space left" in err[-1] and "Traceback" not in "\n".join(err), err
+    assert not [p for p in study.rglob("*") if ".tmp-" in p.name]
+    recorded = (study / "study.json").exists() and b'"exp-000"' in (
+        study / "study.json").read_bytes()
+    if recorded:
+        assert f"`wdsweep resume {study}`" in err[-1], err
+    else:
+        assert "nothing was started or recorded" in err[-1], err
+        assert "run the same command again" in err[-1], err
+        assert not list(study.glob("plans/*")) and not list(study.glob("specs/*"))
+    full.unlink()
+    if recorded:
+        assert sweep.resume(study)["unfinished_trials"] == 0
+    else:
+        assert cli.main(args) == 0
+    st = sweep.status(study)
+    assert (st["completed"], st["pending"], st["errored"]) == (4, 0, 0)
+
+
+@pytest.mark.parametrize("cmd", ["run", "resume"])
+def test_a_full_disk_before_an_extension_or_resume_leaves_the_study_as_it_was(
+        ray_local, small_disk, tmp_path, capsys, cmd):
+    study = small_disk
+    one, two = tmp_path / "one.toml", tmp_path / "two.toml"
+    one.write_text(spec_text(grid="weight_decay = [0.0]\nseed = [0, 1]"))
+    two.write_text(spec_text())
+    assert cli.main(["run", str(one), "--study", str(study), "--no-report"]) == 0
+    if cmd == "resume":  # an interrupted experiment to resume: its entry says running
+        state = sweep.store.study.read_state(study)
+        state["experiments"][0]["status"] = "running"
+        sweep.store.study.write_state(study, state)
+    before = {p.relative_to(study): p.read_bytes() for p in study.rglob("*") if p.is_file()}
+    full = study / "filler"
+    _fill_when(study, full)
+    time.sleep(1)
+    args = (["run", str(two), "--study", str(study), "--no-report"] if cmd == "run"
+            else ["resume", str(study), "--no-report"])
+    capsys.readouterr()
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [ln for ln in err if "fault:" in ln] == err[-1:], err
+    assert "No space left" in err[-1] and "run the same command again" in err[-1], err
+    after = {p.relative_to(study): p.read_bytes() for p in study.rglob("*")
+             if p.is_file() and p != full}
+    changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    assert changed <= {Path(".lock")}, changed  # nothing written, nothing lost
+    full.unlink()
+    assert cli.main(args) == 0
+    st = sweep.status(study)
+    assert st["completed"] == (4 if cmd == "run" else 2) and st["pending"] == 0
 
 
 def test_extending_with_a_member_equal_to_a_done_one_is_refused(ray_local, tmp_path):
