@@ -2,7 +2,7 @@
 
     [refine]
     target = 0.15      # 95% half-width in ln λ for λ*, the onset and the collapse edge, per cell
-    budget = 3e6       # member-steps, every member the study runs (its grid included)
+    budget = 3e6       # member-steps, every member in the spec's cells (its grid included)
     rounds = 6         # at most, after the grid
     seeds = [0, 1, 2, 3, 4, 5]   # the seeds a cell may grow into (default: the grid's + 3)
     range = [1e-4, 10]           # the λ (in the grid's decay unit) points may reach
@@ -11,6 +11,9 @@
 Each round is a plain experiment of the study (`exp-NNN`), planned from explicit points
 (`Spec.points`), so resume, status, export/import and the analysis see ordinary members;
 what each round proposed, spent and reached is recorded in study.json (`refine`).
+The loop refines the cells of the spec's own grid: a spec that extends a study (an
+imported one, an earlier sitting's) with new cells spends its rounds and its budget on
+those, and the study's other cells are neither proposed to nor counted.
 """
 
 from __future__ import annotations

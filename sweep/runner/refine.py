@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from sweep.plan.packs import expand
 from sweep.plan.refine import Refine
 from sweep.plan.spec import Spec, parse
 from sweep.plan.trial import ExpState, MemberState
@@ -132,8 +133,9 @@ def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str
     from analysis._refine import propose  # lazy: the analysis (numpy, scipy)
 
     ran = {"ran": 0, "errored": 0}
+    mine = {m.config_hash() for m in expand(_plain(spec))}
     while True:
-        res = st.read_results(study)
+        res = _own_cells(st.read_results(study), mine, cell_keys)
         ok = res[res.status == MemberState.COMPLETED] if not res.empty else res
         ok = _window_finals(ok, st.read_history(study))
         spent = member_steps(res)
@@ -159,6 +161,17 @@ def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str
             _forget_round(study, name)
             raise
         ran = {k: ran[k] + (out.get(k) or 0) for k in ran}
+
+
+def _own_cells(res: pd.DataFrame, mine: set[str], cell_keys: list[str]) -> pd.DataFrame:
+    """The rows in the cells of the spec's own grid (those its members `mine` fall in):
+    a spec that extends a study with new cells refines those, and its budget counts
+    their member-steps, not the rest of the study's."""
+    if res.empty or not cell_keys:
+        return res
+    key = [_cell(r, cell_keys) for r in res[cell_keys].to_dict("records")]
+    cells = {k for k, h in zip(key, res.config_hash) if h in mine}
+    return res[[k in cells for k in key]]
 
 
 def _window_finals(ok: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:

@@ -136,6 +136,26 @@ def test_a_study_the_data_cannot_settle_stops_with_no_gain_and_says_why(ray_loca
     assert _results(tmp_path / "s").config_hash.is_unique
 
 
+def test_an_extension_with_a_new_cell_refines_that_cell_on_its_own_budget(ray_local, tmp_path):
+    # An earlier sitting's cell (batch 16: 7,680 member-steps) the extension must neither
+    # propose to nor count: counted, it would use up the budget before any round.
+    study = tmp_path / "s"
+    old = GRID.replace("[grid]", "[grid]\nbatch_size = [16]").replace("[refine]\n", "")
+    old = old.replace("seed = [0, 1]", "seed = [0]")
+    sweep.run(sweep.parse(old), study)
+    before = set(_results(study).config_hash)
+    new = GRID.replace("[grid]", "[grid]\nbatch_size = [64]")
+    out = sweep.run(sweep.parse(new + f"budget = {GRID_STEPS + 6_000}\nrounds = 1\n"
+                                "range = [1e-4, 100]\n"), study)
+    assert out["refine_rounds"] == 1 and out["refine_stop"] == "rounds", out
+    res = _results(study)
+    added = res[~res.config_hash.isin(before)]
+    assert set(added.batch_size) == {64} and len(added) > 12  # the grid and its round
+    assert out["member_steps_spent"] == added.total_steps.sum()  # the new cell's alone
+    assert out["member_steps_spent"] <= GRID_STEPS + 6_000
+    assert res.config_hash.is_unique
+
+
 @pytest.mark.parametrize("refine, key", [
     ("rounds = 2\n", "refine.budget"),
     ("budget = 0\n", "refine.budget"),
