@@ -188,31 +188,35 @@ def test_refine_on_a_study_without_refine_is_one_line(tmp_path, wdsweep):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("killed_in", ["exp-001", "exp-000"])  # a round; the grid itself
-def test_a_driver_killed_mid_round_is_finished_by_refine_without_duplicates(tmp_path,
-                                                                             cli_env, wdsweep,
-                                                                             killed_in):
-    spec, study = tmp_path / "s.toml", tmp_path / "study"
-    # One round (the kill lands in it or in the grid; `refine` finishes that, runs what is
-    # left and stops on rounds), members long enough (640 steps) that the experiment's
-    # trial is still training 3 s after it starts.
-    spec.write_text(GRID.replace("epochs = 20", "epochs = 40")
-                    + "budget = 1e6\nrounds = 1\nrange = [1e-4, 100]\n")
-    p = subprocess.Popen([sys.executable, "-m", "sweep.cli", "run", spec, "--study", study,
-                          "--no-report"], env=cli_env, start_new_session=True,
+def _kill_when_running(args: list, study: Path, name: str, cli_env: dict) -> None:
+    """Run `wdsweep ARGS` and SIGKILL its process group 3 s into experiment `name`."""
+    p = subprocess.Popen([sys.executable, "-m", "sweep.cli", *args, "--no-report"],
+                         env=cli_env, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and not _running(study, killed_in):
+        while time.monotonic() < deadline and not _running(study, name):
             time.sleep(0.5)
-        assert _running(study, killed_in), f"{killed_in} never started"
+        assert _running(study, name), f"{name} never started"
         time.sleep(3)  # mid-experiment: its trial is training
     finally:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
-    if killed_in == "exp-000":
-        assert "refine" in st.read_state(study)  # recorded with the grid, before it ran
+
+
+@pytest.mark.slow
+def test_drivers_killed_in_the_grid_and_in_a_round_are_finished_by_refine_without_duplicates(
+        tmp_path, cli_env, wdsweep):
+    spec, study = tmp_path / "s.toml", tmp_path / "study"
+    # One round; members long enough (640 steps) that an experiment's trial is still
+    # training 3 s after it starts. The first driver dies in the grid (exp-000), the
+    # first `refine` in the round (exp-002, after the grid's resume exp-001); the second
+    # `refine` finishes that round (exp-003) and stops on rounds.
+    spec.write_text(GRID.replace("epochs = 20", "epochs = 40")
+                    + "budget = 1e6\nrounds = 1\nrange = [1e-4, 100]\n")
+    _kill_when_running(["run", spec, "--study", study], study, "exp-000", cli_env)
+    assert "refine" in st.read_state(study)  # recorded with the grid, before it ran
+    _kill_when_running(["refine", study], study, "exp-002", cli_env)
     r = wdsweep("refine", study, "--no-report", timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     res = _results(study)
@@ -221,13 +225,12 @@ def test_a_driver_killed_mid_round_is_finished_by_refine_without_duplicates(tmp_
     assert not any(e["status"] == "running" for e in state["experiments"])
     planned = {h for e in state["experiments"] for h in e["members"]}
     assert planned == set(res.config_hash)  # every planned member ran, exactly once
-    # the round is exp-001, or exp-002 after the grid's own resume (exp-001)
-    first_round = "exp-001" if killed_in == "exp-001" else "exp-002"
-    assert [r["experiment"] for r in state["refine"]["rounds"]] == [first_round]
+    assert [r["experiment"] for r in state["refine"]["rounds"]] == ["exp-002"]
     assert state["refine"]["stop"] == "rounds"
-    # the round's members: planned once, in exp-001 (and its resume), none twice
-    assert set(res.loc[res.experiment != "exp-000", "config_hash"]) == \
-        {h for e in state["experiments"][1:] for h in e["members"]}
+    # the round's members: planned once, in exp-002 (and its resume), none twice
+    grid = {h for e in state["experiments"][:2] for h in e["members"]}
+    assert set(res.loc[~res.config_hash.isin(grid), "config_hash"]) == \
+        {h for e in state["experiments"][2:] for h in e["members"]}
 
 
 def _running(study: Path, name: str) -> bool:
