@@ -104,7 +104,7 @@ def _run_locked(spec: Spec, plan, study: Path, cbs: list[Any],
     _refuse_if_interrupted(study)  # again, now that no one else can change the study
     state = st.check(study)
     if refine_record is not None:
-        state.setdefault("refine", {"rounds": []}).update(refine_record)
+        _refine.adopt(state, refine_record)
     state.setdefault("id", f"{spec.name}-{uuid.uuid4().hex[:8]}")
     state["name"] = spec.name
     # What the study's code is (digests, task/model names): data for the read-only

@@ -15,7 +15,8 @@ its experiment, points, member-steps, the half-widths it started from, and the s
 The settings are written with the grid's own experiment record, so a driver killed in
 any round, the grid included, leaves its experiment `running` in a study `refine`
 continues: it finishes that experiment first, and no proposal repeats a member the
-study has.
+study has. A spec refines its own cells, with its own rounds and budget: another spec's
+record (an earlier sitting's, an imported study's) moves to `refine.earlier` (`adopt`).
 """
 
 from __future__ import annotations
@@ -121,10 +122,22 @@ def _record(spec: Spec, cfg: Refine) -> dict[str, Any]:
     return dict(settings=cfg.as_dict(), spec=spec.text)
 
 
+def adopt(state: dict[str, Any], record: dict[str, Any]) -> None:
+    """Make study.json's `refine` this spec's (`record`: settings and text). The same
+    spec's record is kept (a refinement continued); another's -- an imported study's
+    rounds, an earlier sitting's spec -- moves to `earlier` and this spec starts its own
+    rounds: rounds, like the budget, are counted per spec."""
+    old = state.get("refine")
+    if isinstance(old, dict) and old.get("spec") != record["spec"]:
+        earlier = old.pop("earlier", [])
+        state["refine"] = {"rounds": [], "earlier": [*earlier, old]}
+    state.setdefault("refine", {"rounds": []}).update(record)
+
+
 def _start(study: Path, spec: Spec, cfg: Refine) -> None:
     with st.locked(study):
         state = st.check(study)
-        state.setdefault("refine", {"rounds": []}).update(_record(spec, cfg))
+        adopt(state, _record(spec, cfg))
         st.write_state(study, state)
 
 

@@ -69,7 +69,7 @@ def export(study: Path, dest: Path) -> dict[str, Any]:
                 "experiments": [{k: e[k] for k in ("name", "status")}
                                 for e in state["experiments"]]}
     if "refine" in state:  # its rounds as data; the spec stays home (sweep.runner.refine)
-        manifest["refine"] = {k: v for k, v in state["refine"].items() if k != "spec"}
+        manifest["refine"] = _as_data(state["refine"])
     st.write_json(dest / MANIFEST, manifest)
     return manifest
 
@@ -183,7 +183,7 @@ def import_(src: Path, study: Path, *, max_bytes: int = MAX_BYTES,
                               "members": res["config_hash"].tolist(), "trials": []}]}
     if "refine" in manifest:  # the rounds that made the tables, as data (never a spec)
         rec = st.checked_refine(manifest["refine"])
-        if rec is None or "spec" in rec:
+        if rec is None or "spec" in rec or any("spec" in r for r in rec.get("earlier", [])):
             raise SpecError(MANIFEST, f"{src / MANIFEST}: its refine record is not one "
                             "`wdsweep export` writes")
         state["refine"] = rec
@@ -211,3 +211,11 @@ def _frame(src: Path, name: str, b: bytes | None, max_rows: int) -> pd.DataFrame
             lambda h: isinstance(h, str) and h.isalnum()).all():
         raise SpecError(name, f"{src / name}: a config_hash that is not a hex id")
     return df
+
+
+def _as_data(rec: dict[str, Any]) -> dict[str, Any]:
+    """A refine record without the specs' texts (its own and its earlier ones')."""
+    out = {k: v for k, v in rec.items() if k not in ("spec", "earlier")}
+    if isinstance(rec.get("earlier"), list):
+        out["earlier"] = [_as_data(r) for r in rec["earlier"] if isinstance(r, dict)]
+    return out

@@ -148,6 +148,13 @@ def checked_refine(rec: Any) -> dict[str, Any] | None:
                 and isinstance(r.get("experiment"), str) and EXP_NAME.match(r["experiment"])):
             return None
         rounds.append(r)
+    if "earlier" in rec:  # the records of other specs' refinements of the study, oldest first
+        if not isinstance(rec["earlier"], list):
+            return None
+        earlier = [checked_refine(r) for r in rec["earlier"]]
+        if any(r is None or "earlier" in r for r in earlier):
+            return None
+        out["earlier"] = earlier
     return dict(out, rounds=rounds)
 
 

@@ -117,3 +117,18 @@ def test_export_never_republishes_a_planted_link(study, tmp_path, wdsweep):
     r = wdsweep("export", study, tmp_path / "pub", timeout=120)
     one_line(r, "specs/x.toml", "not a regular file")
     assert not (tmp_path / "pub").exists()
+
+
+@pytest.mark.parametrize("refine", [
+    {"rounds": [], "spec": "name = 'x'"},  # a spec to plan from: never imported
+    {"rounds": [], "earlier": [{"rounds": [], "spec": "name = 'x'"}]},  # nor an earlier one
+    {"rounds": [], "earlier": [{"rounds": [], "earlier": []}]},  # records nest one deep
+    {"rounds": [], "earlier": {"rounds": []}},
+    {"rounds": [{"experiment": "../../x"}]},
+])
+def test_a_planted_refine_record_is_refused_and_makes_no_study(published, tmp_path, refine):
+    _manifest(published, lambda m: {**m, "refine": refine})
+    with pytest.raises(SpecError) as e:
+        import_(published, tmp_path / "new")
+    assert "refine record" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "new").exists()

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 import sweep
+from sweep.store import publish
 from sweep.store import study as st
 from tests.sweep._helpers import assert_run_refused
 
@@ -140,9 +141,10 @@ def test_an_extension_with_a_new_cell_refines_that_cell_on_its_own_budget(ray_lo
     # An earlier sitting's cell (batch 16: 7,680 member-steps) the extension must neither
     # propose to nor count: counted, it would use up the budget before any round.
     study = tmp_path / "s"
-    old = GRID.replace("[grid]", "[grid]\nbatch_size = [16]").replace("[refine]\n", "")
-    old = old.replace("seed = [0, 1]", "seed = [0]")
-    sweep.run(sweep.parse(old), study)
+    # It was refined too (one round): the extension's rounds are its own, not counted on.
+    old = GRID.replace("[grid]", "[grid]\nbatch_size = [16]").replace("seed = [0, 1]",
+                                                                     "seed = [0]")
+    sweep.run(sweep.parse(old + "budget = 1e6\nrounds = 1\nrange = [1e-4, 100]\n"), study)
     before = set(_results(study).config_hash)
     new = GRID.replace("[grid]", "[grid]\nbatch_size = [64]")
     out = sweep.run(sweep.parse(new + f"budget = {GRID_STEPS + 6_000}\nrounds = 1\n"
@@ -154,6 +156,18 @@ def test_an_extension_with_a_new_cell_refines_that_cell_on_its_own_budget(ray_lo
     assert out["member_steps_spent"] == added.total_steps.sum()  # the new cell's alone
     assert out["member_steps_spent"] <= GRID_STEPS + 6_000
     assert res.config_hash.is_unique
+    rec = st.read_state(study)["refine"]
+    assert "batch_size = [64]" in rec["spec"] and len(rec["rounds"]) == 1
+    (past,) = rec["earlier"]  # the first spec's record, whole
+    assert "batch_size = [16]" in past["spec"] and len(past["rounds"]) == 1
+    assert past["stop"] == "rounds"
+    exp = tmp_path / "exp"
+    publish.export(study, exp)  # the records travel as data, without specs
+    got = json.loads((exp / "published.json").read_text())["refine"]
+    assert "spec" not in got and "spec" not in got["earlier"][0]
+    publish.import_(exp, tmp_path / "imp")
+    got = st.read_state(tmp_path / "imp")["refine"]
+    assert [len(r["rounds"]) for r in (*got["earlier"], got)] == [1, 1]
 
 
 @pytest.mark.parametrize("refine, key", [
