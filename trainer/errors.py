@@ -12,6 +12,7 @@ Every error pickles (Ray sends a trial's exception to the driver) and prints as 
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -47,6 +48,18 @@ class BadInput(WdsweepError, ValueError):
 
 class Fault(WdsweepError, RuntimeError):
     """A fault (not bad input) that stopped a command; the message is one line."""
+
+
+MACHINE_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)  # the machine's, not the input's
+
+
+def not_started(e: OSError) -> Fault:
+    """The Fault for a machine's error (a full disk) that stopped a command before it
+    started or recorded anything: the same command is the next step."""
+    where = f" ({e.filename})" if e.filename else ""
+    fix = "free space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "fix it"
+    return Fault(f"{e.strerror or e}{where}; nothing was started or recorded: {fix}, then "
+                 "run the same command again")
 
 
 class SpecError(BadInput):

@@ -39,12 +39,12 @@ from sweep.runner.callbacks import spec_callbacks as _spec_callbacks
 from sweep.runner.collect import collect
 from sweep.runner.guard import check_code, require_trust
 from sweep.runner.session import before_import, check_resources, connected
-from sweep.runner.startup import MACHINE_FAULTS, before_the_record, not_started, record_experiment
+from sweep.runner.startup import before_the_record, record_experiment
 from sweep.runner.tuner import make_tuner
 from sweep.store import records as _records
 from sweep.store import study as st
 from sweep.store.status import status
-from trainer.errors import BadInput, Fault
+from trainer.errors import MACHINE_FAULTS, BadInput, Fault, not_started
 
 log = logging.getLogger(__name__)
 

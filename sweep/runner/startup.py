@@ -5,7 +5,6 @@ the same command again. After the entry, a fault is the driver's (`wdsweep resum
 
 from __future__ import annotations
 
-import errno
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,10 +16,8 @@ from sweep.plan.trial import ExpState, Resources, Trial
 from sweep.runner.session import ray_version
 from sweep.store import records as _records
 from sweep.store import study as st
-from trainer.errors import Fault
+from trainer.errors import not_started
 from trainer.fsutil import atomic_write_bytes
-
-MACHINE_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)  # the machine's, not the input's
 
 
 @contextmanager
@@ -34,13 +31,6 @@ def before_the_record(study: Path) -> Iterator[None]:
         if len(st.read_state(study)["experiments"]) > n:
             raise
         raise not_started(e) from None
-
-
-def not_started(e: OSError) -> Fault:
-    where = f" ({e.filename})" if e.filename else ""
-    fix = "free space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "fix it"
-    return Fault(f"{e.strerror or e}{where}; nothing was started or recorded: {fix}, then "
-                 "run the same command again")
 
 
 def record_experiment(study: Path, state: dict[str, Any], name: str, uri: str,
@@ -69,4 +59,4 @@ def _save_spec(study: Path, spec: Spec, name: str) -> None:
     atomic_write_bytes(study / _records.SPEC, spec.text.encode())
 
 
-__all__ = ["MACHINE_FAULTS", "before_the_record", "not_started", "record_experiment"]
+__all__ = ["before_the_record", "record_experiment"]

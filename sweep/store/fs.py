@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from trainer.errors import STATE, Fault, StudyBusy, StudyUnsafe  # noqa: F401 (re-exported)
+from trainer.errors import STATE, StudyBusy, StudyUnsafe, not_started  # noqa: F401 (re-exported)
 
 RESULTS, HISTORY, STATUS = "results.csv", "history.csv", "status.json"
 PLANS = "plans"  # plans/<experiment>.json: what each experiment ran (sweep.store.records)
@@ -156,8 +156,7 @@ def locked(study: Path) -> Iterator[None]:
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)  # who holds it, for StudyBusy
         except OSError as e:  # a full disk: before anything was started or written
-            raise Fault(f"{e.strerror or e} ({study / '.lock'}); nothing was started or "
-                        "recorded: free space, then run the same command again") from None
+            raise not_started(OSError(e.errno, e.strerror, str(study / ".lock"))) from None
         yield
     finally:
         os.close(fd)  # closing releases the lock
