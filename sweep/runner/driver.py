@@ -43,6 +43,7 @@ from sweep.runner.startup import before_the_record, record_experiment
 from sweep.runner.tuner import make_tuner
 from sweep.store import records as _records
 from sweep.store import study as st
+from sweep.store.names import next_experiment
 from sweep.store.status import status
 from trainer.errors import MACHINE_FAULTS, BadInput, Fault, not_started
 
@@ -131,7 +132,7 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[Trial],
             res: Resources, cbs: list[Any], *, code: Sequence[str] = (),
             spec: Spec | None = None, continues: Sequence[str] = ()) -> dict[str, Any]:
     """Start experiment exp-NNN under `root` with `trials`, record it, run it, collect it."""
-    name = f"exp-{len(state['experiments']):03d}"
+    name = next_experiment(study, state)
     uri = f"{root}/{name}"
     if "://" not in root:  # local or NFS storage: Tune must write nowhere a link points
         st.check_tree(study, Path(root))

@@ -35,6 +35,7 @@ from sweep.plan.refine import Refine
 from sweep.plan.spec import Spec, parse
 from sweep.plan.trial import ExpState, MemberState
 from sweep.store import study as st
+from sweep.store.names import next_experiment
 from sweep.store.rows import member_steps
 from trainer.config import DECAY_KEYS
 from trainer.errors import BadInput, SpecError
@@ -244,7 +245,7 @@ def _halfwidths(cells) -> list[dict[str, Any]]:
 def _record_round(study: Path, prop, n: int) -> str:
     with st.locked(study):
         state = st.check(study)
-        name = f"exp-{len(state['experiments']):03d}"  # the experiment the driver starts next
+        name = next_experiment(study, state)  # the experiment the driver starts next
         state["refine"]["rounds"].append(dict(
             experiment=name, points=n, member_steps=prop.cost, reason=prop.reason,
             cells=_halfwidths(prop.cells)))

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from sweep.store import study as st
+from sweep.store.names import last_name
 from trainer.errors import SpecError
 from trainer.fsutil import atomic_write_bytes
 
@@ -72,6 +73,13 @@ def export(study: Path, dest: Path) -> dict[str, Any]:
         manifest["refine"] = _as_data(state["refine"])
     st.write_json(dest / MANIFEST, manifest)
     return manifest
+
+
+def _spec_names(src: Path) -> list[str]:
+    """The stems of the specs `_copy_specs` copies."""
+    if not src.is_dir() or src.is_symlink():
+        return []
+    return [p.stem for p in src.iterdir() if p.suffix == ".toml" and _NAME.match(p.stem)]
 
 
 def _copy_specs(src: Path, dest: Path) -> None:
@@ -181,12 +189,16 @@ def import_(src: Path, study: Path, *, max_bytes: int = MAX_BYTES,
              "experiments": [{"name": "imported", "uri": str(src.resolve()),
                               "status": "imported", "created": time.time(),
                               "members": res["config_hash"].tolist(), "trials": []}]}
+    names = [*res.get("experiment", []), *_spec_names(src / st.SPECS)]
     if "refine" in manifest:  # the rounds that made the tables, as data (never a spec)
         rec = st.checked_refine(manifest["refine"])
         if rec is None or "spec" in rec or any("spec" in r for r in rec.get("earlier", [])):
             raise SpecError(MANIFEST, f"{src / MANIFEST}: its refine record is not one "
                             "`wdsweep export` writes")
         state["refine"] = rec
+        names += [x["experiment"] for r in [rec, *rec.get("earlier", [])] for x in r["rounds"]]
+    if last_name(names):  # the source's highest name: a new one here is past it (.names)
+        state["experiments"][0]["last"] = last_name(names)
     with st.locked(study):  # makes the study; its .lock marks it as one (sweep.cli.analyze)
         _copy_specs(src / st.SPECS, study / st.SPECS)
         st.write_tables(study, res, frames[st.HISTORY], state)

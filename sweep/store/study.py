@@ -120,6 +120,9 @@ def _check_shape(study: Path, state: Any) -> None:
             raise StudyDamaged(study, STATE, f"experiment {e['name']} is not a wdsweep record")
         if e["status"] == "imported" and trials:  # imports have no checkpoints to search
             raise StudyDamaged(study, STATE, "an imported experiment lists trials")
+        if "last" in e and not (isinstance(e["last"], str) and EXP_NAME.match(e["last"])):
+            raise StudyDamaged(study, STATE, f"experiment {e['name']}'s last name is not "
+                               "exp-NNN")
     if len(set(names)) != len(names):
         raise StudyDamaged(study, STATE, "names one experiment twice")
     if "refine" in state and checked_refine(state["refine"]) != state["refine"]:

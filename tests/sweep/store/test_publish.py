@@ -158,3 +158,65 @@ def test_import_refuses_tables_that_are_not_a_studys_and_writes_nothing(
     assert not (tmp_path / "new").exists()
     with pytest.raises(SpecError, match="not a directory of published tables"):
         import_(src / "results.csv", tmp_path / "new")
+
+
+def test_a_new_experiment_never_takes_an_imported_name(published, tmp_path) -> None:
+    """An import of a study with several experiments, extended: the new experiment is
+    named past the source's (before, exp-001 after an import overwrote the imported
+    specs/exp-001.toml and gave 'exp-001' two meanings in one table)."""
+    _, pub = published
+    one = tmp_path / "one"
+    import_(pub, one)
+    sweep.run(spec(wds=(0.0, 0.1, 0.3)), one)  # the source's exp-000, then exp-001 here
+    assert [e["name"] for e in st.read_state(one)["experiments"]] == ["imported", "exp-001"]
+    export(one, tmp_path / "pub2")
+    two = tmp_path / "two"
+    import_(tmp_path / "pub2", two)
+    assert st.read_state(two)["experiments"][0]["last"] == "exp-001"
+    before = {p.name: p.read_bytes() for p in (two / "specs").iterdir()}
+    s = spec(wds=(0.0, 0.1, 0.3, 1.0))
+    sweep.run(s, two)
+    assert [e["name"] for e in st.read_state(two)["experiments"]] == ["imported", "exp-002"]
+    for name, data in before.items():  # the imported records are as they came
+        assert (two / "specs" / name).read_bytes() == data
+    res = assert_each_member_once(two, s)
+    assert res["experiment"].value_counts().to_dict() == {"exp-000": 4, "exp-001": 2,
+                                                          "exp-002": 2}
+
+
+def test_plain_tables_name_their_experiments_from_the_column(published, tmp_path) -> None:
+    """Without a manifest or specs, the tables' experiment column is what the source used."""
+    _, pub = published
+    src = tmp_path / "plain"
+    src.mkdir()
+    res = pd.read_csv(pub / "results.csv.gz", dtype={"config_hash": str})
+    res["experiment"] = ["exp-000", "exp-007", "exp-007", "not-a-name"]
+    res.to_csv(src / "results.csv", index=False)
+    import_(src, tmp_path / "new")
+    state = st.read_state(tmp_path / "new")
+    assert state["experiments"][0]["last"] == "exp-007"
+    from sweep.store.names import next_experiment
+    assert next_experiment(tmp_path / "new", state) == "exp-008"
+
+
+@pytest.mark.parametrize("last", ["../exp-001", "exp-1", 7, None])
+def test_a_planted_last_name_is_a_damaged_record(published, tmp_path, last) -> None:
+    _, pub = published
+    new = tmp_path / "new"
+    import_(pub, new)
+    state = json.loads((new / "study.json").read_text())
+    state["experiments"][0]["last"] = last
+    st.write_state(new, state)
+    with pytest.raises(st.StudyDamaged, match="last name"):
+        st.check(new)
+
+
+def test_no_name_left_is_one_line(published, tmp_path) -> None:
+    from sweep.store.names import next_experiment
+    _, pub = published
+    new = tmp_path / "new"
+    import_(pub, new)
+    state = st.read_state(new)
+    state["experiments"][0]["last"] = "exp-999999"
+    with pytest.raises(st.StudyDamaged, match="no name is left"):
+        next_experiment(new, state)
