@@ -58,6 +58,8 @@ def run(spec: Spec, study: Path, runner: Runner, **kw: Any) -> dict[str, Any]:
     assert cfg is not None
     unit, cell_keys, seeds = design(spec)
     out = runner.run(_plain(spec), study, refine_record=_record(spec, cfg), **kw)
+    if out.get("unfinished_trials"):  # interrupted (Ctrl-C): no round on a partial grid
+        return out | _interrupted(study, "its grid")
     _start(study, spec, cfg)  # (again, for a grid that had nothing left to run)
     rounds = _rounds(spec, study, cfg, unit, cell_keys, seeds, runner, **kw)
     return {**out, **rounds, **{k: (out.get(k) or 0) + rounds[k] for k in ("ran", "errored")}}
@@ -80,7 +82,9 @@ def more(study: Path, runner: Runner, *, rounds: int | None = None,
     cfg = dataclasses.replace(cfg, rounds=done + rounds if rounds is not None else cfg.rounds,
                               budget=float(budget) if budget is not None else cfg.budget)
     if any(e["status"] == ExpState.RUNNING for e in state["experiments"]):
-        runner.resume(study, trust_code=trust_code, **_resume_kw(kw))
+        out = runner.resume(study, trust_code=trust_code, **_resume_kw(kw))
+        if out.get("unfinished_trials"):  # interrupted again: no round on what is partial
+            return out | _interrupted(study, "the unfinished experiment")
     unit, cell_keys, seeds = design(spec)
     return _rounds(spec, study, cfg, unit, cell_keys, seeds, runner, trust_code=trust_code,
                    **kw)
@@ -175,6 +179,9 @@ def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str
             _forget_round(study, name)
             raise
         ran = {k: ran[k] + (out.get(k) or 0) for k in ran}
+        if out.get("unfinished_trials"):  # the round was interrupted: propose nothing more
+            return ran | {"unfinished_trials": out["unfinished_trials"]} | \
+                _interrupted(study, f"round {len(rounds) + 1} ({name})")
 
 
 def _own_cells(res: pd.DataFrame, mine: set[str], cell_keys: list[str]) -> pd.DataFrame:
@@ -277,6 +284,12 @@ def _stop(study: Path, stop: str, reason: str, spent: float, cells=()) -> dict[s
              f"{spent:,.0f}", f"{rec['settings']['budget']:,.0f}")
     return {"refine_stop": stop, "refine_reason": reason, "refine_rounds": len(rec["rounds"]),
             "member_steps_spent": spent}
+
+
+def _interrupted(study: Path, what: str) -> dict[str, Any]:
+    log.warning("refine: %s was interrupted; `wdsweep refine %s` finishes it, then goes on "
+                "with the rounds", what, study)
+    return {"refine_stop": None, "refine_reason": f"{what} interrupted"}
 
 
 def _resume_kw(kw: dict[str, Any]) -> dict[str, Any]:

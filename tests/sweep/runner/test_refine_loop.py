@@ -247,6 +247,37 @@ def test_drivers_killed_in_the_grid_and_in_a_round_are_finished_by_refine_withou
         {h for e in state["experiments"][2:] for h in e["members"]}
 
 
+@pytest.mark.slow
+def test_ctrl_c_in_the_grid_stops_the_loop_before_any_round(tmp_path, cli_env):
+    """Ctrl-C (SIGINT to the driver's group) mid-grid: exit 130, the grid's experiment left
+    to finish, and no round proposed from the partial grid (before, the loop went on,
+    recorded a round and was then refused for the interrupted grid)."""
+    spec, study = tmp_path / "s.toml", tmp_path / "study"
+    spec.write_text(GRID.replace("epochs = 20", "epochs = 40")
+                    + "budget = 1e6\nrounds = 1\nrange = [1e-4, 100]\n")
+    p = subprocess.Popen([sys.executable, "-m", "sweep.cli", "run", spec, "--study", study,
+                          "--no-report"], env=cli_env, start_new_session=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and not _running(study, "exp-000"):
+            time.sleep(0.5)
+        assert _running(study, "exp-000"), "the grid never started"
+        time.sleep(3)  # mid-grid: its trial is training
+        os.killpg(p.pid, signal.SIGINT)
+        out, _ = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 130, out[-3000:]
+    state = st.read_state(study)
+    assert [(e["name"], e["status"]) for e in state["experiments"]] == [("exp-000", "running")]
+    assert state["refine"]["rounds"] == [] and "stop" not in state["refine"]
+    assert sorted(x.name for x in (study / st.PLANS).iterdir()) == ["exp-000.json"]
+    assert f"wdsweep refine {study}" in out and "refine round" not in out
+
+
 def _running(study: Path, name: str) -> bool:
     try:
         state = json.loads((study / st.STATE).read_text())
