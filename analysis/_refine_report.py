@@ -18,6 +18,8 @@ analysis never reads it) only names the rounds and says why the loop stopped.
         seeds, the member-steps of a full grid at that spacing over that range with those
         seeds, and (with `cells`, the analysis' lambda_star table) the half-widths in ln λ
         of its λ*, onset and collapse intervals.
+    earlier(refine) -> DataFrame
+        Other specs' refinements the record keeps (`earlier`), as the record says.
 
 The dense grid a cell is compared with: every one of the cell's seeds on a uniform ln λ
 grid over the cell's λ range (smallest to largest λ > 0 of any round) whose step is the
@@ -127,6 +129,27 @@ def summarize(m: pd.DataFrame, cells: pd.DataFrame | None = None,
     return Spend(rounds, per_cell, table, spent, dense, ratio, target,
                  stop if isinstance(stop, str) else None,
                  reason if isinstance(reason, str) else None)
+
+
+def earlier(refine: Mapping[str, Any] | None) -> pd.DataFrame:
+    """Other specs' refinements of the study (the record's `earlier`: an imported study's,
+    an earlier sitting's), oldest first, as their records say: rounds, experiments (named
+    as in the study that ran them), member-steps spent, target and stop. Empty if none."""
+    cols = ["record", "rounds", "experiments", "spent", "target", "stop", "reason"]
+    recs = refine.get("earlier") if isinstance(refine, Mapping) else None
+    rows = []
+    for i, r in enumerate(recs if isinstance(recs, list) else [], 1):
+        if not isinstance(r, Mapping):
+            continue
+        rounds = [x for x in r.get("rounds") or [] if isinstance(x, Mapping)]
+        stop, reason = r.get("stop"), r.get("stop_reason")
+        rows.append({"record": i, "rounds": len(rounds),
+                     "experiments": ", ".join(str(x.get("experiment")) for x in rounds),
+                     "spent": _number(r, "spent") or math.nan,
+                     "target": _number(r.get("settings"), "target") or math.nan,
+                     "stop": stop if isinstance(stop, str) else None,
+                     "reason": reason if isinstance(reason, str) else None})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def halfwidths(cells: pd.DataFrame) -> pd.DataFrame:

@@ -90,4 +90,18 @@ def refinement(a: Analysis) -> dict[str, Any] | None:
             "ratio": g(spend.ratio, 2) if math.isfinite(spend.ratio) else "",
             "target": g(spend.target, 3) if spend.target is not None else "",
             "stop": _STOPS.get(spend.stop or "", spend.stop or ""),
-            "reason": spend.reason or "", "unit": a.unit_label}
+            "reason": spend.reason or "", "unit": a.unit_label,
+            "earlier": _earlier(a.refine)}
+
+
+def _earlier(refine: dict[str, Any]) -> dict[str, Any] | str:
+    """The table of other specs' refinements of the study ("" when there are none)."""
+    e = _refine_report.earlier(refine)
+    if e.empty:
+        return ""
+    return table(pd.DataFrame({
+        "record": e["record"], "rounds": e["rounds"], "experiments": e["experiments"],
+        "member-steps spent": [_steps(v) for v in e["spent"]],
+        "target (ln λ)": [_hw(v) for v in e["target"]],
+        "stopped": [_STOPS.get(s or "", s or MISSING) for s in e["stop"]],
+        "reason": [r or MISSING for r in e["reason"]]}))

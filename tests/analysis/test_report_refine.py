@@ -192,3 +192,29 @@ def test_the_section_renders_in_headless_chromium(page, tmp_path):
     assert "Refinement" in p.sections
     assert len(p.tables["refine-cells"]) == 3 and len(p.tables["refine-rounds"]) == 3
     assert 'data-images-ok="true"' in dom.stdout  # the page's own script ran
+
+
+def test_earlier_refinements_are_listed_as_their_records_say(study, tmp_path):
+    """An extended or imported study keeps other specs' records in `earlier`: the section
+    lists them (rounds, experiments, spent, stop), escaped; without any, no such table."""
+    rec = dict(RECORD, earlier=[
+        {"settings": {"target": 0.2}, "stop": "rounds", "stop_reason": "3 rounds done",
+         "spent": 158920.0, "rounds": [{"experiment": f"exp-00{i}", "points": 4,
+                                        "member_steps": 10.0, "reason": "r", "cells": []}
+                                       for i in (1, 2, 3)]},
+        {"rounds": [], "stop": "budget", "stop_reason": "<i>planted</i>", "spent": "x"}])
+    analyze(study, tmp_path, refine=rec, figures=False, sensitivity=False)
+    html = (tmp_path / "report.html").read_text()
+    rows = _parse(html).tables["refine-earlier"]
+    assert rows[0] == ["record", "rounds", "experiments", "member-steps spent",
+                       "target (ln λ)", "stopped", "reason"]
+    assert rows[1] == ["1", "3", "exp-001, exp-002, exp-003", "158,920", "0.2",
+                       "the rounds were used up", "3 rounds done"]
+    assert rows[2][:2] == ["2", "0"] and rows[2][3] == "—"  # a spent that is not a number
+    assert "<i>planted</i>" not in html and "&lt;i&gt;planted&lt;/i&gt;" in html
+    assert rr.earlier(RECORD).empty and rr.earlier(None).empty
+
+
+def test_no_earlier_table_without_earlier_records(page):
+    html, _ = page
+    assert "refine-earlier" not in html and "Earlier refinements" not in html
