@@ -96,7 +96,7 @@ def summarize(m: pd.DataFrame, cells: pd.DataFrame | None = None,
     assert refine is not None
     m = m[m["experiment"].astype(str) != ""].copy()
     m["experiment"] = m["experiment"].astype(str)
-    order = sorted(m["experiment"].unique())
+    order = sorted(m["experiment"].unique(), key=_exp_order)
     labels = _labels(order, refine)
     grid = {e for e in order if labels[e] == "grid"}
     steps = m["member_steps"].where(np.isfinite(m["member_steps"]), 0.0)
@@ -239,6 +239,16 @@ def _labels(order: list[str], refine: Mapping[str, Any]) -> dict[str, str]:
 
 def _number(d: Any, key: str) -> float | None:
     v = d.get(key) if isinstance(d, Mapping) else None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+    if isinstance(v, bool) or not isinstance(v, int | float):
         return None
-    return float(v)
+    try:
+        x = float(v)  # a record's integer may be beyond a float (JSON allows it)
+    except OverflowError:
+        return None
+    return x if math.isfinite(x) and x > 0 else None
+
+
+def _exp_order(name: str) -> tuple[int, str]:
+    """Experiments in the order they ran: exp-999 before exp-1000 (not as strings)."""
+    num = name[4:] if name.startswith("exp-") else ""
+    return (int(num) if num.isascii() and num.isdigit() else -1, name)

@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"wdsweep {args.cmd}: {kind}: {e}")
         return e.exit_code
     except KeyboardInterrupt:
-        _say("interrupted")
+        _say(f"wdsweep {args.cmd}: interrupted{_to_continue(args)}")
         return 130
     except MemoryError:
         _say(f"wdsweep {args.cmd}: error: out of memory; allowed: a smaller model or pack")
@@ -291,6 +291,25 @@ _SWEEPS = ("run", "resume", "refine")
 def _again(args: argparse.Namespace) -> str:
     study = getattr(args, "study", None)
     return f"`wdsweep resume {study}`" if study is not None else "run it again"
+
+
+def _to_continue(args: argparse.Namespace) -> str:
+    """After Ctrl-C: the command that continues the study's interrupted experiment (for a
+    refined study `refine`, which resumes and goes on with the rounds), if one is left."""
+    study = getattr(args, "study", None)
+    if args.cmd not in _SWEEPS or not isinstance(study, Path) \
+            or not (study / "study.json").is_file():
+        return ""
+    from sweep.store.study import read_state  # lazy: each command imports only what it runs
+
+    try:
+        state = read_state(study)
+    except (WdsweepError, OSError, ValueError):
+        return ""
+    if not any(e.get("status") == "running" for e in state["experiments"]):
+        return "; no experiment was left unfinished: run the same command again"
+    refined = isinstance(state.get("refine"), dict) and "spec" in state["refine"]
+    return f"; continue with `wdsweep {'refine' if refined else 'resume'} {study}`"
 
 
 def _raised(e: BaseException) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from trainer import TrainConfig
 
-TRIAL_KEY = re.compile(r"^[0-9a-f]{12}$")  # it becomes a directory name
+TRIAL_KEY = re.compile(r"^[0-9a-f]{12}\Z")  # it becomes a directory name
 
 
 class ExpState(enum.StrEnum):

@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 
 def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = False,
         yes: bool = False, callbacks: list[Any] = (), trust_code: bool = False,
-        refine_record: dict[str, Any] | None = None) -> dict[str, Any]:
+        refine_record: dict[str, Any] | None = None,
+        refine_round: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the members of `spec` that `study` has not completed (new study or extension).
     `callbacks`: Ray Tune Callback instances (MLflow, W&B, ...) added to the spec's
     `run.callbacks`. A dry run returns the plan (`plan`) and runs nothing. Your code
@@ -60,7 +61,9 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
     accepts a changed tree, saying what changed). A spec with `[refine]` runs its grid,
     then rounds of proposed points (sweep.runner.refine); the loop hands its grid here
     with `refine_record`, written in the same study.json as the grid's experiment (a
-    driver killed in the grid leaves a study `wdsweep refine` continues)."""
+    driver killed in the grid leaves a study `wdsweep refine` continues); a round's
+    experiment, with `refine_round`, its record in the refine rounds, in the same write
+    (so a round is recorded exactly when its experiment is, under the name it got)."""
     if spec.refine is not None and not dry_run:
         return _refine.run(spec, study, _RUNNER, address=address, yes=yes,
                            callbacks=callbacks, trust_code=trust_code)
@@ -93,7 +96,7 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
         try:
             with before_the_record(study), connected(address, study, code=spec.code):
                 check_resources(spec)
-                return _run_locked(spec, plan, study, cbs, refine_record)
+                return _run_locked(spec, plan, study, cbs, refine_record, refine_round)
         except (BadInput, Fault, KeyboardInterrupt):
             if fresh and not (study / st.STATE).exists():  # nothing started: no trace
                 shutil.rmtree(study)
@@ -101,7 +104,8 @@ def run(spec: Spec, study: Path, *, address: str | None = None, dry_run: bool = 
 
 
 def _run_locked(spec: Spec, plan, study: Path, cbs: list[Any],
-                refine_record: dict[str, Any] | None = None) -> dict[str, Any]:
+                refine_record: dict[str, Any] | None = None,
+                refine_round: dict[str, Any] | None = None) -> dict[str, Any]:
     _refuse_if_interrupted(study)  # again, now that no one else can change the study
     state = st.check(study)
     if refine_record is not None:
@@ -116,7 +120,7 @@ def _run_locked(spec: Spec, plan, study: Path, cbs: list[Any],
     root = f"{spec.storage_uri(study).rstrip('/')}/{state['id']}"
     # spec.code is recorded for resume, which ships it again (sweep.plan.code)
     out = _launch(study, state, root, list(plan.trials), spec.resources, cbs,
-                  code=spec.code, spec=spec)
+                  code=spec.code, spec=spec, refine_round=refine_round)
     return {**out, "ran": len(plan.trials)}
 
 
@@ -130,9 +134,13 @@ def _refuse_if_interrupted(study: Path) -> None:
 
 def _launch(study: Path, state: dict[str, Any], root: str, trials: list[Trial],
             res: Resources, cbs: list[Any], *, code: Sequence[str] = (),
-            spec: Spec | None = None, continues: Sequence[str] = ()) -> dict[str, Any]:
-    """Start experiment exp-NNN under `root` with `trials`, record it, run it, collect it."""
+            spec: Spec | None = None, continues: Sequence[str] = (),
+            refine_round: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Start experiment exp-NNN under `root` with `trials`, record it (and the refine
+    round it is, if one), run it, collect it."""
     name = next_experiment(study, state)
+    if refine_round is not None:  # written with the experiment's entry (record_experiment)
+        state["refine"]["rounds"].append({"experiment": name, **refine_round})
     uri = f"{root}/{name}"
     if "://" not in root:  # local or NFS storage: Tune must write nowhere a link points
         st.check_tree(study, Path(root))
@@ -172,7 +180,7 @@ def _launch(study: Path, state: dict[str, Any], root: str, trials: list[Trial],
     if fault is not None:
         raise Fault(f"{fault}; the sweep stopped: free space, then "
                          f"`wdsweep resume {study}`")
-    return out
+    return {**out, "experiment": name}
 
 
 def resume(study: Path, *, retry_errored: bool = False, address: str | None = None,

@@ -35,10 +35,9 @@ from sweep.plan.refine import Refine
 from sweep.plan.spec import Spec, parse
 from sweep.plan.trial import ExpState, MemberState
 from sweep.store import study as st
-from sweep.store.names import next_experiment
 from sweep.store.rows import member_steps
 from trainer.config import DECAY_KEYS
-from trainer.errors import BadInput, SpecError
+from trainer.errors import SpecError
 
 log = logging.getLogger(__name__)
 NOT_CELL = (*DECAY_KEYS, "seed", "data_seed")
@@ -170,18 +169,17 @@ def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str
         if prop.stop is not None:
             return ran | _stop(study, prop.stop, prop.reason, spent, prop.cells)
         points = tuple(_plain_point(p) for p in prop.points)
-        name = _record_round(study, prop, len(points))
-        log.info("refine round %d (%s): %d points, %s member-steps; %s", len(rounds) + 1,
-                 name, len(points), f"{prop.cost:,.0f}", prop.reason)
-        try:
-            out = runner.run(_plain(spec, points), study, **kw)
-        except BadInput:  # refused before it ran (a tracker's setup): no round to keep
-            _forget_round(study, name)
-            raise
+        log.info("refine round %d: %d points, %s member-steps; %s", len(rounds) + 1,
+                 len(points), f"{prop.cost:,.0f}", prop.reason)
+        out = runner.run(_plain(spec, points), study, refine_round=_round(prop, len(points)),
+                         **kw)  # the round is recorded with its experiment, or not at all
         ran = {k: ran[k] + (out.get(k) or 0) for k in ran}
+        if not out.get("ran"):  # every proposed member was done already: nothing to gain
+            return ran | _stop(study, "no_gain", "the round's points were all completed "
+                               "already", spent, prop.cells)
         if out.get("unfinished_trials"):  # the round was interrupted: propose nothing more
             return ran | {"unfinished_trials": out["unfinished_trials"]} | \
-                _interrupted(study, f"round {len(rounds) + 1} ({name})")
+                _interrupted(study, f"round {len(rounds) + 1} ({out.get('experiment')})")
 
 
 def _own_cells(res: pd.DataFrame, mine: set[str], cell_keys: list[str]) -> pd.DataFrame:
@@ -249,27 +247,11 @@ def _halfwidths(cells) -> list[dict[str, Any]]:
                              for k, v in c.halfwidths.items()}) for c in cells]
 
 
-def _record_round(study: Path, prop, n: int) -> str:
-    with st.locked(study):
-        state = st.check(study)
-        name = next_experiment(study, state)  # the experiment the driver starts next
-        state["refine"]["rounds"].append(dict(
-            experiment=name, points=n, member_steps=prop.cost, reason=prop.reason,
-            cells=_halfwidths(prop.cells)))
-        st.write_state(study, state)
-    return name
-
-
-def _forget_round(study: Path, name: str) -> None:
-    """Drop the record of round `name` when its experiment was refused (undone) before
-    it started: a later `refine` neither counts it nor records its name twice."""
-    with st.locked(study):
-        state = st.check(study)
-        if name in {e["name"] for e in state["experiments"]}:
-            return  # it started: the round stays (resume finishes it)
-        state["refine"]["rounds"] = [r for r in state["refine"]["rounds"]
-                                     if r.get("experiment") != name]
-        st.write_state(study, state)
+def _round(prop, n: int) -> dict[str, Any]:
+    """A round's record, less its experiment's name (the driver adds it: sweep.runner.driver
+    `_launch`, in the same write as the experiment's entry)."""
+    return dict(points=n, member_steps=prop.cost, reason=prop.reason,
+                cells=_halfwidths(prop.cells))
 
 
 def _stop(study: Path, stop: str, reason: str, spent: float, cells=()) -> dict[str, Any]:

@@ -16,37 +16,47 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sweep.store import study as st
 from sweep.store.fs import PLANS, SPECS
-from trainer.errors import StudyDamaged
+from trainer.errors import SpecError
 
-_NUM = re.compile(r"^exp-(\d{3,6})$")
-_LAST = 999_999  # exp-NNNNNN: study.EXP_NAME's widest name
+_NUM = re.compile(r"exp-([0-9]{3,6})")  # fullmatch: no trailing newline, ASCII digits
+LAST = 999_999  # exp-NNNNNN: study.EXP_NAME's widest name
 
 
 def last_name(values: Iterable[Any]) -> str | None:
     """The highest-numbered exp-NNN among `values` (a table's column, file stems), if any."""
-    nums = [int(m.group(1)) for v in values if isinstance(v, str) and (m := _NUM.match(v))]
+    nums = [int(m.group(1)) for v in values if isinstance(v, str) and (m := _NUM.fullmatch(v))]
     return f"exp-{max(nums):03d}" if nums else None
 
 
 def next_experiment(study: Path, state: dict[str, Any]) -> str:
-    """The name of the study's next experiment. The current refine record's rounds are
-    not counted: they name this study's own experiments, or the one about to start
-    (sweep.runner.refine records a round's name just before the driver starts it);
-    earlier records' rounds are (they may name an imported study's experiments)."""
+    """The name of the study's next experiment: one past its experiments, the rounds its
+    refine records name (this spec's, earlier ones', an imported study's), what an import
+    recorded of its source (`last`; for a study imported before it was recorded, the
+    tables' experiment column) and the names in plans/ and specs/."""
     names = [e["name"] for e in state["experiments"]]
     for e in state["experiments"]:
         names.append(e.get("last"))  # the highest name an import's source used (.publish)
     rec = state.get("refine")
-    for r in rec.get("earlier", []) if isinstance(rec, dict) else []:
+    for r in [rec, *rec.get("earlier", [])] if isinstance(rec, dict) else []:
         names += [x["experiment"] for x in r.get("rounds", [])]
+    if any(e["status"] == "imported" and "last" not in e for e in state["experiments"]):
+        names += _column(study)
     for folder in (PLANS, SPECS):
         d = study / folder
         if d.is_dir() and not d.is_symlink():  # only names are read here, never a file
             names += [p.name.rsplit(".", 1)[0] for p in d.iterdir()]
-    nums = [int(m.group(1)) for n in names if isinstance(n, str) and (m := _NUM.match(n))]
+    nums = [int(m.group(1)) for n in names if isinstance(n, str) and (m := _NUM.fullmatch(n))]
     n = max([len(state["experiments"]) - 1, *nums]) + 1
-    if n > _LAST:
-        raise StudyDamaged(study, "study.json", f"uses experiment names up to exp-{_LAST}; "
-                           "no name is left for a new experiment (start a new study)")
+    if n > LAST:
+        raise SpecError("--study", f"{study}: its records or imported tables use experiment "
+                        f"names up to exp-{LAST}; no name is left for a new experiment "
+                        "(start a new study)")
     return f"exp-{n:03d}"
+
+
+def _column(study: Path) -> list[Any]:
+    """The experiment column of results.csv (regular file only), for old imports."""
+    res = st.read_results(study)
+    return res["experiment"].dropna().unique().tolist() if "experiment" in res else []

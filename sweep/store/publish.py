@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from sweep.store import study as st
-from sweep.store.names import last_name
+from sweep.store.names import LAST, last_name
 from trainer.errors import SpecError
 from trainer.fsutil import atomic_write_bytes
 
@@ -79,7 +79,8 @@ def _spec_names(src: Path) -> list[str]:
     """The stems of the specs `_copy_specs` copies."""
     if not src.is_dir() or src.is_symlink():
         return []
-    return [p.stem for p in src.iterdir() if p.suffix == ".toml" and _NAME.match(p.stem)]
+    return [p.stem for p in src.iterdir() if p.suffix == ".toml" and p.is_file()
+            and not p.is_symlink() and _NAME.match(p.stem)]
 
 
 def _copy_specs(src: Path, dest: Path) -> None:
@@ -96,7 +97,7 @@ def _copy_specs(src: Path, dest: Path) -> None:
 # What an import takes in: a published table is data from someone else, read with limits.
 MAX_BYTES = 2 << 30  # uncompressed bytes per table
 MAX_ROWS = 20_000_000  # rows per table
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def _inflate(p: Path, max_bytes: int) -> bytes:
@@ -197,8 +198,11 @@ def import_(src: Path, study: Path, *, max_bytes: int = MAX_BYTES,
                             "`wdsweep export` writes")
         state["refine"] = rec
         names += [x["experiment"] for r in [rec, *rec.get("earlier", [])] for x in r["rounds"]]
-    if last_name(names):  # the source's highest name: a new one here is past it (.names)
-        state["experiments"][0]["last"] = last_name(names)
+    if (last := last_name(names)) is not None:  # a new name here is past it (.names)
+        if int(last[4:]) >= LAST:
+            raise SpecError(st.RESULTS, f"{src}: names an experiment {last}, which leaves no "
+                            f"name for a new one; allowed: exp-000 ... exp-{LAST - 1}")
+        state["experiments"][0]["last"] = last
     with st.locked(study):  # makes the study; its .lock marks it as one (sweep.cli.analyze)
         _copy_specs(src / st.SPECS, study / st.SPECS)
         st.write_tables(study, res, frames[st.HISTORY], state)

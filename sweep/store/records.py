@@ -28,7 +28,7 @@ from trainer.fsutil import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 PLANS, SPECS, SPEC = st.PLANS, st.SPECS, st.SPEC  # the study's records (sweep.store.fs)
-_STATE = re.compile(r"^state-(\d+)\.pt$")
+_STATE = re.compile(r"^state-([0-9]+)\.pt\Z")
 
 
 def write_plan(study: Path, name: str, trials: Sequence[Trial], **record: Any) -> str:

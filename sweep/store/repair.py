@@ -197,7 +197,8 @@ def _history(uri: str, members, warn: bool = True) -> pd.DataFrame | None:
 def _state_from_plans(study: Path) -> dict[str, Any]:
     """study.json again from the plan records (files anyone could have written: each is
     checked as data, and the result is not signed)."""
-    plans = sorted((study / _records.PLANS).glob("exp-*.json"))
+    plans = sorted((study / _records.PLANS).glob("exp-*.json"),
+                   key=lambda p: (len(p.stem), p.stem))  # exp-999 before exp-1000
     if not plans:
         raise st.StudyDamaged(study, st.STATE, "unreadable and no plans/ to rebuild it from; "
                               "restore it from a backup")

@@ -54,10 +54,10 @@ from sweep.store.fs import (  # noqa: F401 -- the study's file layer, used as st
 from trainer.errors import SpecError, StudyDamaged, StudyLegacy  # noqa: F401 (re-exported)
 from trainer.fsutil import atomic_write_bytes
 
-_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # never "", ".", ".." or a path
-EXP_NAME = re.compile(r"^exp-\d{3,6}$")
-_EXP = re.compile(r"^(exp-\d{3,6}|imported)$")
-MEMBER = re.compile(r"^[0-9a-f]{16}$")  # TrainConfig.config_hash
+_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")  # never "", ".", ".." or a path
+EXP_NAME = re.compile(r"^exp-[0-9]{3,6}\Z")
+_EXP = re.compile(r"^(exp-[0-9]{3,6}|imported)\Z")
+MEMBER = re.compile(r"^[0-9a-f]{16}\Z")  # TrainConfig.config_hash
 
 
 def safe_id(name: str, fallback: str = "study", limit: int = 128) -> str:

@@ -199,7 +199,8 @@ def test_plain_tables_name_their_experiments_from_the_column(published, tmp_path
     assert next_experiment(tmp_path / "new", state) == "exp-008"
 
 
-@pytest.mark.parametrize("last", ["../exp-001", "exp-1", 7, None])
+@pytest.mark.parametrize("last", ["../exp-001", "exp-1", "exp-001\n", "exp-\u0661\u0662\u0663",
+                                  7, None])
 def test_a_planted_last_name_is_a_damaged_record(published, tmp_path, last) -> None:
     _, pub = published
     new = tmp_path / "new"
@@ -218,5 +219,36 @@ def test_no_name_left_is_one_line(published, tmp_path) -> None:
     import_(pub, new)
     state = st.read_state(new)
     state["experiments"][0]["last"] = "exp-999999"
-    with pytest.raises(st.StudyDamaged, match="no name is left"):
+    with pytest.raises(SpecError, match="no name is left"):
         next_experiment(new, state)
+
+
+def test_an_import_without_room_for_a_new_name_is_refused(published, tmp_path) -> None:
+    _, pub = published
+    src = tmp_path / "plain"
+    src.mkdir()
+    res = pd.read_csv(pub / "results.csv.gz", dtype={"config_hash": str})
+    res["experiment"] = "exp-999999"
+    res.to_csv(src / "results.csv", index=False)
+    with pytest.raises(SpecError, match="exp-999999.*allowed: exp-000 ... exp-999998"):
+        import_(src, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_study_imported_before_last_was_recorded_reads_the_column(published,
+                                                                    tmp_path) -> None:
+    """An older import has no `last`: the tables' experiment column stands in."""
+    _, pub = published
+    src = tmp_path / "plain"
+    src.mkdir()
+    res = pd.read_csv(pub / "results.csv.gz", dtype={"config_hash": str})
+    res["experiment"] = "exp-004"
+    res.to_csv(src / "results.csv", index=False)
+    new = tmp_path / "new"
+    import_(src, new)
+    state = st.read_state(new)
+    del state["experiments"][0]["last"]
+    from sweep.store.names import next_experiment
+    assert next_experiment(new, state) == "exp-005"
+    state["refine"] = {"rounds": [{"experiment": "exp-011", "points": 1}]}  # an imported record
+    assert next_experiment(new, state) == "exp-012"
