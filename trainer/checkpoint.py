@@ -21,7 +21,7 @@ import torch
 from trainer.fsutil import atomic_write_bytes
 
 KEEP = 2
-_NAME = re.compile(r"^state-(\d+)\.pt$")
+_NAME = re.compile(r"^state-([0-9]+)\.pt\Z")
 
 
 def save(ckpt_dir: Path, step: int, state: dict[str, Any]) -> Path:
