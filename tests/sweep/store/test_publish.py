@@ -184,14 +184,19 @@ def test_a_new_experiment_never_takes_an_imported_name(published, tmp_path) -> N
                                                           "exp-002": 2}
 
 
-def test_plain_tables_name_their_experiments_from_the_column(published, tmp_path) -> None:
-    """Without a manifest or specs, the tables' experiment column is what the source used."""
-    _, pub = published
+def _plain_tables(pub: Path, tmp_path: Path, experiment) -> Path:
+    """The published results as a plain results.csv whose experiment column is given."""
     src = tmp_path / "plain"
     src.mkdir()
     res = pd.read_csv(pub / "results.csv.gz", dtype={"config_hash": str})
-    res["experiment"] = ["exp-000", "exp-007", "exp-007", "not-a-name"]
+    res["experiment"] = experiment
     res.to_csv(src / "results.csv", index=False)
+    return src
+
+
+def test_plain_tables_name_their_experiments_from_the_column(published, tmp_path) -> None:
+    """Without a manifest or specs, the tables' experiment column is what the source used."""
+    src = _plain_tables(published[1], tmp_path, ["exp-000", "exp-007", "exp-007", "not-a-name"])
     import_(src, tmp_path / "new")
     state = st.read_state(tmp_path / "new")
     assert state["experiments"][0]["last"] == "exp-007"
@@ -224,12 +229,7 @@ def test_no_name_left_is_one_line(published, tmp_path) -> None:
 
 
 def test_an_import_without_room_for_a_new_name_is_refused(published, tmp_path) -> None:
-    _, pub = published
-    src = tmp_path / "plain"
-    src.mkdir()
-    res = pd.read_csv(pub / "results.csv.gz", dtype={"config_hash": str})
-    res["experiment"] = "exp-999999"
-    res.to_csv(src / "results.csv", index=False)
+    src = _plain_tables(published[1], tmp_path, "exp-999999")
     with pytest.raises(SpecError, match="exp-999999.*allowed: exp-000 ... exp-999998"):
         import_(src, tmp_path / "new")
     assert not (tmp_path / "new").exists()
@@ -238,12 +238,7 @@ def test_an_import_without_room_for_a_new_name_is_refused(published, tmp_path) -
 def test_a_study_imported_before_last_was_recorded_reads_the_column(published,
                                                                     tmp_path) -> None:
     """An older import has no `last`: the tables' experiment column stands in."""
-    _, pub = published
-    src = tmp_path / "plain"
-    src.mkdir()
-    res = pd.read_csv(pub / "results.csv.gz", dtype={"config_hash": str})
-    res["experiment"] = "exp-004"
-    res.to_csv(src / "results.csv", index=False)
+    src = _plain_tables(published[1], tmp_path, "exp-004")
     new = tmp_path / "new"
     import_(src, new)
     state = st.read_state(new)
