@@ -11,7 +11,6 @@ study's record, its record folders and its imported names use.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,18 @@ from sweep.store import study as st
 from sweep.store.fs import PLANS, SPECS
 from trainer.errors import SpecError
 
-_NUM = re.compile(r"exp-([0-9]{3,6})")  # fullmatch: no trailing newline, ASCII digits
 LAST = 999_999  # exp-NNNNNN: study.EXP_NAME's widest name
+
+
+def number(name: str) -> int:
+    """The NNN of an exp-NNN name (study.EXP_NAME)."""
+    return int(name[4:])
 
 
 def last_name(values: Iterable[Any]) -> str | None:
     """The highest-numbered exp-NNN among `values` (a table's column, file stems), if any."""
-    nums = [int(m.group(1)) for v in values if isinstance(v, str) and (m := _NUM.fullmatch(v))]
-    return f"exp-{max(nums):03d}" if nums else None
+    names = [v for v in values if isinstance(v, str) and st.EXP_NAME.match(v)]
+    return max(names, key=number) if names else None
 
 
 def next_experiment(study: Path, state: dict[str, Any]) -> str:
@@ -47,8 +50,8 @@ def next_experiment(study: Path, state: dict[str, Any]) -> str:
         d = study / folder
         if d.is_dir() and not d.is_symlink():  # only names are read here, never a file
             names += [p.name.rsplit(".", 1)[0] for p in d.iterdir()]
-    nums = [int(m.group(1)) for n in names if isinstance(n, str) and (m := _NUM.fullmatch(n))]
-    n = max([len(state["experiments"]) - 1, *nums]) + 1
+    last = last_name(names)
+    n = max(len(state["experiments"]) - 1, number(last) if last else -1) + 1
     if n > LAST:
         raise SpecError("--study", f"{study}: its records or imported tables use experiment "
                         f"names up to exp-{LAST}; no name is left for a new experiment "

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from sweep.store import study as st
-from sweep.store.names import LAST, last_name
+from sweep.store.names import LAST, last_name, number
 from trainer.errors import SpecError
 from trainer.fsutil import atomic_write_bytes
 
@@ -75,23 +75,22 @@ def export(study: Path, dest: Path) -> dict[str, Any]:
     return manifest
 
 
-def _spec_names(src: Path) -> list[str]:
-    """The stems of the specs `_copy_specs` copies."""
+def _specs(src: Path) -> list[Path]:
+    """The specs an import takes (*.toml, regular files directly in `src`): never a link,
+    never a tree."""
     if not src.is_dir() or src.is_symlink():
         return []
-    return [p.stem for p in src.iterdir() if p.suffix == ".toml" and p.is_file()
+    return [p for p in sorted(src.iterdir()) if p.suffix == ".toml" and p.is_file()
             and not p.is_symlink() and _NAME.match(p.stem)]
 
 
 def _copy_specs(src: Path, dest: Path) -> None:
-    """The specs (*.toml, regular files directly in `src`): never a link, never a tree."""
+    """The specs of `_specs`, copied into `dest` (made when `src` is a directory)."""
     if not src.is_dir() or src.is_symlink():
         return
     dest.mkdir(parents=True, exist_ok=True)
-    for p in sorted(src.iterdir()):
-        if p.suffix == ".toml" and p.is_file() and not p.is_symlink() and \
-                _NAME.match(p.stem):
-            atomic_write_bytes(dest / p.name, st.read_regular(p))
+    for p in _specs(src):
+        atomic_write_bytes(dest / p.name, st.read_regular(p))
 
 
 # What an import takes in: a published table is data from someone else, read with limits.
@@ -190,7 +189,7 @@ def import_(src: Path, study: Path, *, max_bytes: int = MAX_BYTES,
              "experiments": [{"name": "imported", "uri": str(src.resolve()),
                               "status": "imported", "created": time.time(),
                               "members": res["config_hash"].tolist(), "trials": []}]}
-    names = [*res.get("experiment", []), *_spec_names(src / st.SPECS)]
+    names = [*res.get("experiment", []), *(p.stem for p in _specs(src / st.SPECS))]
     if "refine" in manifest:  # the rounds that made the tables, as data (never a spec)
         rec = st.checked_refine(manifest["refine"])
         if rec is None or "spec" in rec or any("spec" in r for r in rec.get("earlier", [])):
@@ -199,7 +198,7 @@ def import_(src: Path, study: Path, *, max_bytes: int = MAX_BYTES,
         state["refine"] = rec
         names += [x["experiment"] for r in [rec, *rec.get("earlier", [])] for x in r["rounds"]]
     if (last := last_name(names)) is not None:  # a new name here is past it (.names)
-        if int(last[4:]) >= LAST:
+        if number(last) >= LAST:
             raise SpecError(st.RESULTS, f"{src}: names an experiment {last}, which leaves no "
                             f"name for a new one; allowed: exp-000 ... exp-{LAST - 1}")
         state["experiments"][0]["last"] = last
