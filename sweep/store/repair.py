@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from sweep.plan.trial import ExpState, Trial
+from sweep.store import names as _names
 from sweep.store import records as _records
 from sweep.store import study as st
 from sweep.store import trust as _trust
@@ -47,6 +48,7 @@ def repair(study: Path, say=print, *, migrate: bool = False,
             state = st.read_state(study)
         except st.StudyDamaged:
             state = _state_from_plans(study)  # from files anyone could have written
+            _refuse_unplanned(study, state)
         sign = _trust.mine(state)  # a repaired record vouches for no more than before
         imported = [e for e in state["experiments"] if e["status"] == ExpState.IMPORTED]
         if imported:  # published tables: no checkpoints to rebuild them from
@@ -194,11 +196,41 @@ def _history(uri: str, members, warn: bool = True) -> pd.DataFrame | None:
     return h
 
 
+def _refuse_unplanned(study: Path, state: dict[str, Any]) -> None:
+    """A study.json rebuilt from plans/ knows only the experiments that have a plan record:
+    an imported experiment (published tables, no plan) or one whose record was lost. Its
+    members' rows in the tables would be dropped by the rebuild, so refuse while a table
+    that can still be read holds a member no plan names."""
+    planned = {h for e in state["experiments"] for h in e["members"]}
+    for name in (st.RESULTS, st.HISTORY):
+        try:
+            t = pd.read_csv(io.BytesIO(st.read_regular(study / name, st.TABLE)),
+                            usecols=["config_hash"], dtype={"config_hash": str})
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            log.warning("%s: cannot read %s to check it against plans/ (%s); its rows that "
+                        "no plan names cannot be kept", study, name, e)
+            continue
+        lost = set(t["config_hash"].dropna()) - planned
+        if lost:
+            raise st.StudyDamaged(study, st.STATE, f"unreadable, and {name} holds "
+                                  f"{len(lost)} members that no plan record names (imported "
+                                  "from published tables, or a lost plan): rebuilding from "
+                                  "plans/ would drop them; restore study.json from a backup")
+
+
+def _order(p: Path) -> tuple[int, str]:
+    """Plan records in the order their experiments ran: by number (exp-999 before
+    exp-1000, exp-0012 before exp-013), as the analysis orders them; a name that is not
+    an experiment's first (it is refused when read)."""
+    return (_names.number(p.stem) if st.EXP_NAME.match(p.stem) else -1, p.stem)
+
+
 def _state_from_plans(study: Path) -> dict[str, Any]:
     """study.json again from the plan records (files anyone could have written: each is
     checked as data, and the result is not signed)."""
-    plans = sorted((study / _records.PLANS).glob("exp-*.json"),
-                   key=lambda p: (len(p.stem), p.stem))  # exp-999 before exp-1000
+    plans = sorted((study / _records.PLANS).glob("exp-*.json"), key=_order)
     if not plans:
         raise st.StudyDamaged(study, st.STATE, "unreadable and no plans/ to rebuild it from; "
                               "restore it from a backup")

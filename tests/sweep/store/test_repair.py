@@ -162,3 +162,36 @@ def test_an_imported_study_is_imported_again_not_repaired(finished_study, tmp_pa
     with pytest.raises(st.StudyDamaged, match="import them again into a new study") as e:
         _repair(new)
     assert e.value.key == st.RESULTS
+
+
+def test_an_extended_import_without_study_json_is_not_rebuilt_without_its_imported_rows(
+        finished_study, tmp_path) -> None:
+    """The imported experiment has no plan record: rebuilding study.json from plans/
+    alone would drop its members from the tables, so repair refuses and writes nothing."""
+    import sweep
+    from sweep.plan.spec import parse
+    from tests.sweep._helpers import spec_text
+
+    export(finished_study, tmp_path / "pub")
+    new = tmp_path / "new"
+    import_(tmp_path / "pub", new)
+    grid = "weight_decay = [0.0, 0.1, 0.3]\nseed = [0, 1]"
+    assert sweep.run(parse(spec_text(grid=grid)), new)["completed"] == 2
+    assert list((new / "plans").iterdir())  # the extension's plan, not the import's
+    (new / st.STATE).unlink()
+    before = {n: (new / n).read_bytes() for n in (st.RESULTS, st.HISTORY)}
+    with pytest.raises(st.StudyDamaged, match="4 members that no plan record names") as e:
+        _repair(new)
+    assert e.value.key == st.STATE
+    assert {n: (new / n).read_bytes() for n in before} == before
+    assert not (new / st.STATE).exists()
+
+
+def test_plans_are_read_in_the_order_the_analysis_reports_experiments() -> None:
+    from analysis._refine_report import _exp_order
+    from sweep.store.repair import _order
+
+    names = ["exp-1000", "exp-999", "exp-013", "exp-0012", "exp-001", "exp-x"]
+    by_repair = [p.stem for p in sorted((Path(f"{n}.json") for n in names), key=_order)]
+    assert by_repair == sorted(names, key=_exp_order)
+    assert by_repair == ["exp-x", "exp-001", "exp-0012", "exp-013", "exp-999", "exp-1000"]
