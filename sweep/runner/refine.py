@@ -36,11 +36,14 @@ from sweep.plan.spec import Spec, parse
 from sweep.plan.trial import ExpState, MemberState
 from sweep.store import study as st
 from sweep.store.rows import member_steps
-from trainer.config import DECAY_KEYS
+from trainer.config import DECAY_KEYS, DERIVED_KEYS, EXECUTION_ONLY, FIELDS
 from trainer.errors import SpecError
 
 log = logging.getLogger(__name__)
 NOT_CELL = (*DECAY_KEYS, "seed", "data_seed")
+# What is not a cell's identity in results.csv: the decay and seeds (a cell's points),
+# how a run executes, and the length's other spellings (total_steps is the length).
+_NOT_IDENTITY = (*NOT_CELL, *EXECUTION_ONLY, "epochs", "steps", "epochs_T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +155,7 @@ def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str
     ran = {"ran": 0, "errored": 0}
     mine = {m.config_hash() for m in expand(_plain(spec))}
     while True:
-        res = _own_cells(st.read_results(study), mine, cell_keys)
+        res = _own_cells(st.read_results(study), mine)
         ok = res[res.status == MemberState.COMPLETED] if not res.empty else res
         ok = _window_finals(ok, st.read_history(study))
         spent = member_steps(res)
@@ -182,13 +185,18 @@ def _rounds(spec: Spec, study: Path, cfg: Refine, unit: str, cell_keys: list[str
                 _interrupted(study, f"round {len(rounds) + 1} ({out.get('experiment')})")
 
 
-def _own_cells(res: pd.DataFrame, mine: set[str], cell_keys: list[str]) -> pd.DataFrame:
-    """The rows in the cells of the spec's own grid (those its members `mine` fall in):
-    a spec that extends a study with new cells refines those, and its budget counts
-    their member-steps, not the rest of the study's."""
-    if res.empty or not cell_keys:
+def _own_cells(res: pd.DataFrame, mine: set[str]) -> pd.DataFrame:
+    """The rows in the cells of the spec's own members `mine`: a spec that extends a study
+    with new cells refines those, and its budget counts their member-steps, not the rest
+    of the study's. A cell is every config column but the decay and seeds -- not only
+    the spec's grid axes: an extension may fix its new cell in [fixed] (b = 512 in a study
+    of b = 16...256), and a study's other cells differ from it in columns this spec does
+    not vary."""
+    if res.empty:
         return res
-    key = [_cell(r, cell_keys) for r in res[cell_keys].to_dict("records")]
+    cols = [c for c in res.columns if (c in FIELDS or c in DERIVED_KEYS)
+            and c not in _NOT_IDENTITY]
+    key = [_cell(r, cols) for r in res[cols].to_dict("records")]
     cells = {k for k, h in zip(key, res.config_hash) if h in mine}
     return res[[k in cells for k in key]]
 
@@ -229,7 +237,12 @@ def _cost(steps: dict[tuple, float], cell_keys: list[str]) -> Callable[[dict], f
 
 
 def _cell(p: dict[str, Any], cell_keys: list[str]) -> tuple:
-    return tuple(_py(p[k]) for k in cell_keys)
+    return tuple(_key(p[k]) for k in cell_keys)
+
+
+def _key(v: Any) -> Any:
+    v = _py(v)
+    return None if isinstance(v, float) and math.isnan(v) else v  # NaN != NaN: one None
 
 
 def _py(v: Any) -> Any:

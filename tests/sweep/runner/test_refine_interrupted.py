@@ -21,16 +21,21 @@ from sweep.store import study as st
 from tests.sweep.runner._refine_grid import GRID, GRID_STEPS, _results
 
 
-def test_an_extension_with_a_new_cell_refines_that_cell_on_its_own_budget(ray_local, tmp_path):
+@pytest.mark.parametrize("where", ["grid", "fixed"])
+def test_an_extension_with_a_new_cell_refines_that_cell_on_its_own_budget(ray_local, tmp_path,
+                                                                          where):
     # An earlier sitting's cell (batch 16: 7,680 member-steps) the extension must neither
-    # propose to nor count: counted, it would use up the budget before any round.
+    # propose to nor count: counted, it would use up the budget before any round. The new
+    # cell is a grid axis, or fixed (its spec's grid is λ and seeds only: b = 512 added
+    # to a study of b = 16...256 was refined as one cell with the whole study).
     study = tmp_path / "s"
     # It was refined too (one round): the extension's rounds are its own, not counted on.
     old = GRID.replace("[grid]", "[grid]\nbatch_size = [16]").replace("seed = [0, 1]",
                                                                      "seed = [0]")
     sweep.run(sweep.parse(old + "budget = 1e6\nrounds = 1\nrange = [1e-4, 100]\n"), study)
     before = set(_results(study).config_hash)
-    new = GRID.replace("[grid]", "[grid]\nbatch_size = [64]")
+    new = GRID.replace("[grid]", "[grid]\nbatch_size = [64]") if where == "grid" else \
+        GRID.replace("[fixed]", "[fixed]\nbatch_size = 64")
     out = sweep.run(sweep.parse(new + f"budget = {GRID_STEPS + 6_000}\nrounds = 1\n"
                                 "range = [1e-4, 100]\n"), study)
     assert out["refine_rounds"] == 1 and out["refine_stop"] == "rounds", out
@@ -41,7 +46,7 @@ def test_an_extension_with_a_new_cell_refines_that_cell_on_its_own_budget(ray_lo
     assert out["member_steps_spent"] <= GRID_STEPS + 6_000
     assert res.config_hash.is_unique
     rec = st.read_state(study)["refine"]
-    assert "batch_size = [64]" in rec["spec"] and len(rec["rounds"]) == 1
+    assert "batch_size = " in rec["spec"] and len(rec["rounds"]) == 1
     (past,) = rec["earlier"]  # the first spec's record, whole
     assert "batch_size = [16]" in past["spec"] and len(past["rounds"]) == 1
     assert past["stop"] == "rounds"
