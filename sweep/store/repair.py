@@ -202,15 +202,14 @@ def _refuse_unplanned(study: Path, state: dict[str, Any]) -> None:
     members' rows in the tables would be dropped by the rebuild, so refuse while a table
     that can still be read holds a member no plan names."""
     planned = {h for e in state["experiments"] for h in e["members"]}
-    for name in (st.RESULTS, st.HISTORY):
+    for name, read in ((st.RESULTS, st.read_results), (st.HISTORY, st.read_history)):
         try:
-            t = pd.read_csv(io.BytesIO(st.read_regular(study / name, st.TABLE)),
-                            usecols=["config_hash"], dtype={"config_hash": str})
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            t = read(study)  # the store's own reader: a regular file, checked as CSV
+        except st.StudyDamaged as e:
             log.warning("%s: cannot read %s to check it against plans/ (%s); its rows that "
                         "no plan names cannot be kept", study, name, e)
+            continue
+        if t.empty:  # no such table
             continue
         lost = set(t["config_hash"].dropna()) - planned
         if lost:

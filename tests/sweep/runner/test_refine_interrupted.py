@@ -46,7 +46,8 @@ def test_an_extension_with_a_new_cell_refines_that_cell_on_its_own_budget(ray_lo
     assert out["member_steps_spent"] <= GRID_STEPS + 6_000
     assert res.config_hash.is_unique
     rec = st.read_state(study)["refine"]
-    assert "batch_size = " in rec["spec"] and len(rec["rounds"]) == 1
+    want = "batch_size = [64]" if where == "grid" else "batch_size = 64"
+    assert want in rec["spec"] and len(rec["rounds"]) == 1
     (past,) = rec["earlier"]  # the first spec's record, whole
     assert "batch_size = [16]" in past["spec"] and len(past["rounds"]) == 1
     assert past["stop"] == "rounds"
